@@ -1,0 +1,11 @@
+-- API keys. Only the SHA-256 of a key is kept; instants are Unix milliseconds (UTC).
+CREATE TABLE api_keys (
+    id          TEXT    PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    role        TEXT    NOT NULL CHECK (role IN ('admin', 'service', 'finance')),
+    key_hash    BLOB    NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+    hint        TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT    REFERENCES api_keys (id),
+    revoked_at  INTEGER
+);

@@ -1,0 +1,349 @@
+//! Settings: defaults, then an optional TOML file, then `TOLLGATE_*` environment variables (and
+//! `DATABASE_URL`), then command-line flags. Secrets never leave this module in clear text except
+//! through [`ExposeSecret`], and every rendering of the settings redacts them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything tollgate can be configured with. Each field is a TOML key of the same name and a
+/// `TOLLGATE_<NAME>` environment variable.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    /// `sqlite://path` or `postgres://user:password@host/db`.
+    #[serde(serialize_with = "serialize_redacted_url")]
+    pub database_url: SecretString,
+    /// Most connections the pool opens.
+    pub database_max_connections: u32,
+    /// How long a request waits for a free connection before it is answered 503.
+    #[serde(with = "humantime_serde")]
+    pub database_acquire_timeout: Duration,
+    /// How long a SQLite writer waits for the write lock before giving up.
+    #[serde(with = "humantime_serde")]
+    pub sqlite_busy_timeout: Duration,
+    /// How often the SQLite write-ahead log is checkpointed and truncated, so it stays bounded.
+    #[serde(with = "humantime_serde")]
+    pub sqlite_checkpoint_interval: Duration,
+    /// Largest request body accepted, in bytes; larger bodies are answered 413.
+    pub body_limit: usize,
+    /// How long `/readyz` waits for the database before it answers 503.
+    #[serde(with = "humantime_serde")]
+    pub readiness_timeout: Duration,
+    /// How long in-flight requests may run after SIGTERM or SIGINT before the process exits.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// A `tracing` filter, such as `info` or `info,tollgate=debug`.
+    pub log_level: String,
+    /// Stripe webhook signing secrets (`whsec_...`); several during a rotation. In the
+    /// environment, comma-separated.
+    #[serde(
+        deserialize_with = "deserialize_secret_list",
+        serialize_with = "serialize_redacted_list"
+    )]
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    /// How far a webhook signature's timestamp may be from now.
+    #[serde(with = "humantime_serde")]
+    pub stripe_webhook_tolerance: Duration,
+    /// Whether Stripe's live mode is the one applied; events of the other mode are stored only.
+    pub stripe_livemode: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database_url: SecretString::from("sqlite://tollgate.db"),
+            database_max_connections: 10,
+            database_acquire_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+            sqlite_checkpoint_interval: Duration::from_secs(60),
+            body_limit: 64 * 1024,
+            readiness_timeout: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs(30),
+            workers: 0,
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            stripe_webhook_secrets: Vec::new(),
+            stripe_webhook_tolerance: Duration::from_secs(300),
+            stripe_livemode: false,
+        }
+    }
+}
+
+/// Values given on the command line; they win over every other source.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--bind`.
+    pub bind: Option<String>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named configuration file does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(String),
+    /// A source holds a value of the wrong shape, or an unknown key.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+impl Settings {
+    /// Loads the settings from every source, most specific last.
+    pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.display().to_string()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::prefixed("TOLLGATE_").ignore(&["CONFIG"]));
+        if let Some(bind) = overrides.bind {
+            figment = figment.merge(("bind", bind));
+        }
+        if let Some(url) = overrides.database_url {
+            figment = figment.merge(("database_url", url));
+        }
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    /// The settings as TOML, secrets redacted: what `tollgate config` prints and start-up logs.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# settings could not be rendered: {e}\n"))
+    }
+}
+
+/// Shows a database URL with any password replaced, so it can be printed and logged.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("REDACTED"));
+            }
+            let pairs: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    let secret =
+                        k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("sslpassword");
+                    (
+                        k.into_owned(),
+                        if secret {
+                            "REDACTED".to_owned()
+                        } else {
+                            v.into_owned()
+                        },
+                    )
+                })
+                .collect();
+            if !pairs.is_empty() {
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            parsed.to_string()
+        }
+        Err(_) => "[REDACTED: not a URL]".to_owned(),
+    }
+}
+
+/// Reads a list of secrets from a TOML array or from one comma-separated string (environment).
+fn deserialize_secret_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Joined(String),
+        List(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::Joined(joined) => joined.split(',').map(str::to_owned).collect(),
+        OneOrMany::List(list) => list,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .map(SecretString::from)
+        .collect())
+}
+
+fn serialize_redacted_list<S: Serializer>(
+    secrets: &[SecretString],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(secrets.iter().map(|_| "REDACTED"))
+}
+
+fn serialize_redacted_url<S: Serializer>(
+    url: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url(url.expose_secret()))
+}
+
+#[cfg(test)]
+// figment's `Jail` closures must return its own (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn with_no_configuration_the_defaults_hold() {
+        Jail::expect_with(|_jail| {
+            let settings = Settings::load(None, Overrides::default()).unwrap();
+            assert_eq!(settings.bind, "127.0.0.1:8080");
+            assert_eq!(
+                settings.database_url.expose_secret(),
+                "sqlite://tollgate.db"
+            );
+            assert_eq!(settings.body_limit, 65536);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_file_overrides_defaults_env_overrides_the_file_and_flags_override_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "tollgate.toml",
+                r#"
+                bind = "127.0.0.1:9000"
+                body_limit = 1024
+                shutdown_timeout = "15m"
+                log_format = "json"
+                "#,
+            )?;
+            jail.set_env("TOLLGATE_BODY_LIMIT", "2048");
+            jail.set_env("DATABASE_URL", "postgres://generic/db");
+            let settings =
+                Settings::load(Some(Path::new("tollgate.toml")), Overrides::default()).unwrap();
+            assert_eq!(settings.bind, "127.0.0.1:9000");
+            assert_eq!(settings.body_limit, 2048);
+            assert_eq!(settings.shutdown_timeout, Duration::from_secs(15 * 60));
+            assert_eq!(settings.log_format, LogFormat::Json);
+            assert_eq!(
+                settings.database_url.expose_secret(),
+                "postgres://generic/db"
+            );
+
+            jail.set_env("TOLLGATE_DATABASE_URL", "postgres://specific/db");
+            let overrides = Overrides {
+                bind: Some("127.0.0.1:0".into()),
+                database_url: None,
+            };
+            let settings = Settings::load(Some(Path::new("tollgate.toml")), overrides).unwrap();
+            assert_eq!(settings.bind, "127.0.0.1:0");
+            assert_eq!(
+                settings.database_url.expose_secret(),
+                "postgres://specific/db"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn durations_read_the_same_syntax_everywhere() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TOLLGATE_READINESS_TIMEOUT", "1500ms");
+            jail.set_env("TOLLGATE_SQLITE_CHECKPOINT_INTERVAL", "7d");
+            let settings = Settings::load(None, Overrides::default()).unwrap();
+            assert_eq!(settings.readiness_timeout, Duration::from_millis(1500));
+            assert_eq!(
+                settings.sqlite_checkpoint_interval,
+                Duration::from_secs(7 * 86400)
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_typo_in_a_key_or_a_missing_file_is_an_error_not_a_silent_default() {
+        Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "bnid = \"0.0.0.0:1\"")?;
+            assert!(Settings::load(Some(Path::new("typo.toml")), Overrides::default()).is_err());
+            assert!(matches!(
+                Settings::load(Some(Path::new("absent.toml")), Overrides::default()),
+                Err(ConfigError::MissingFile(_))
+            ));
+            jail.set_env("TOLLGATE_BODY_LIMIT", "lots");
+            assert!(Settings::load(None, Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn webhook_secrets_come_as_a_comma_separated_variable_or_a_toml_array_and_are_never_shown() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "TOLLGATE_STRIPE_WEBHOOK_SECRETS",
+                "whsec_new-one, whsec_old-one",
+            );
+            let settings = Settings::load(None, Overrides::default()).unwrap();
+            let secrets: Vec<&str> = settings
+                .stripe_webhook_secrets
+                .iter()
+                .map(|s| s.expose_secret())
+                .collect();
+            assert_eq!(secrets, ["whsec_new-one", "whsec_old-one"]);
+            let shown = format!("{}\n{:?}", settings.to_redacted_toml(), settings);
+            assert!(!shown.contains("whsec_"), "{shown}");
+            assert!(
+                shown.contains(r#"stripe_webhook_secrets = ["REDACTED", "REDACTED"]"#),
+                "{shown}"
+            );
+
+            jail.clear_env();
+            jail.create_file("t.toml", r#"stripe_webhook_secrets = ["whsec_a"]"#)?;
+            let settings = Settings::load(Some(Path::new("t.toml")), Overrides::default()).unwrap();
+            assert_eq!(settings.stripe_webhook_secrets.len(), 1);
+            assert_eq!(settings.stripe_webhook_tolerance, Duration::from_secs(300));
+            assert!(!settings.stripe_livemode);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn printed_and_debugged_settings_never_show_the_database_password() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "DATABASE_URL",
+                "postgres://tollgate:s3cr3t-pw@db.example:5432/tollgate?sslpassword=k3y-pw&sslmode=require",
+            );
+            let settings = Settings::load(None, Overrides::default()).unwrap();
+            let shown = format!("{}\n{:?}", settings.to_redacted_toml(), settings);
+            assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+            assert!(!shown.contains("k3y-pw"), "{shown}");
+            assert!(shown.contains("db.example:5432"), "{shown}");
+            assert!(shown.contains("sslmode=require"), "{shown}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,67 @@
+//! Pure types and rules of tollgate's domain: no I/O, no framework types.
+
+/// A name that is none of a closed set's values.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown {kind} `{value}`: expected one of {expected}")]
+pub struct UnknownName {
+    kind: &'static str,
+    value: String,
+    expected: String,
+}
+
+/// Declares an enum whose values have stable names, with every value (`ALL`), each name
+/// (`as_str`), `Display` and `FromStr`.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($kind:literal) {
+            $($(#[$variant_meta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$variant_meta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            /// The value's name, as stored and shown.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::UnknownName;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .into_iter()
+                    .find(|value| value.as_str() == s)
+                    .ok_or_else(|| $crate::domain::UnknownName {
+                        kind: $kind,
+                        value: s.to_owned(),
+                        expected: Self::ALL.map($name::as_str).join(", "),
+                    })
+            }
+        }
+    };
+}
+
+pub mod api_key;
+pub mod plan;
+pub mod webhook_event;
+
+pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
+pub use plan::{Entitlement, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
+pub use webhook_event::{EventStatus, NewWebhookEvent, WebhookEvent};

@@ -1,0 +1,295 @@
+//! Plans: what is sold (one or more Stripe prices) and the entitlements it grants.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Whether `s` is a slug: `[a-z0-9][a-z0-9_:-]{0,63}`. Plan ids and entitlement names are slugs,
+/// so they are safe in URLs, logs, tokens and CSV cells alike.
+fn is_slug(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && s.len() <= 64
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b':' | b'-'))
+}
+
+/// Declares a string newtype that only holds values `$valid` accepts.
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $valid:expr, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The rule a value must follow, for error messages.
+            pub const RULE: &'static str = $rule;
+
+            /// Accepts `s` if it follows the rule.
+            pub fn parse(s: &str) -> Option<Self> {
+                let valid: fn(&str) -> bool = $valid;
+                valid(s).then(|| Self(s.to_owned()))
+            }
+
+            /// Rebuilds a value read back from the store.
+            pub fn from_stored(s: String) -> Self {
+                Self(s)
+            }
+
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(deserializer)?;
+                Self::parse(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!("`{s}` is not valid: {}", Self::RULE))
+                })
+            }
+        }
+    };
+}
+
+validated_string!(
+    /// A plan's id, chosen by the publisher: `all-access`, `digital:yearly`.
+    PlanId,
+    is_slug,
+    "1 to 64 characters from a-z, 0-9, `_`, `:` and `-`, starting with a letter or digit"
+);
+
+validated_string!(
+    /// A named right: `articles`, `reports`, `newsletters:regional`.
+    Entitlement,
+    is_slug,
+    "1 to 64 characters from a-z, 0-9, `_`, `:` and `-`, starting with a letter or digit"
+);
+
+validated_string!(
+    /// A Stripe price id (`price_...`), or a legacy plan id (`plan_...`), which older Stripe API
+    /// versions use to name the price of a subscription item.
+    StripePriceId,
+    |s| {
+        let rest = s.strip_prefix("price_").or_else(|| s.strip_prefix("plan_"));
+        rest.is_some_and(|r| !r.is_empty() && s.len() <= 255 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    },
+    "`price_` or `plan_` followed by letters, digits and `_`, 255 characters at most"
+);
+
+/// Longest trial Stripe allows, in days.
+pub const MAX_TRIAL_DAYS: u32 = 730;
+/// Most prices one plan may have.
+pub const MAX_PRICES: usize = 20;
+/// Most entitlements one plan may grant.
+pub const MAX_ENTITLEMENTS: usize = 32;
+
+/// What a publisher says a plan is; everything in it has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSpec {
+    /// The plan's display name.
+    pub name: String,
+    /// Its prices, the first being the default for checkout.
+    pub stripe_prices: Vec<StripePriceId>,
+    /// What it grants, sorted, without repeats.
+    pub entitlements: Vec<Entitlement>,
+    /// Free days before the first payment.
+    pub trial_days: u32,
+    /// Whether checkout accepts promotion codes.
+    pub allow_promotion_codes: bool,
+}
+
+/// Why a plan was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPlan {
+    /// The name is empty, too long or has control characters.
+    #[error(
+        "name must have 1 to 200 characters, none of them control characters, and not be only spaces"
+    )]
+    Name,
+    /// The price list is empty, too long or repeats a price.
+    #[error("stripe_prices must list 1 to {MAX_PRICES} distinct prices")]
+    Prices,
+    /// The entitlement list is empty or too long.
+    #[error("entitlements must list 1 to {MAX_ENTITLEMENTS} entitlements")]
+    Entitlements,
+    /// The trial is longer than Stripe allows.
+    #[error("trial_days must be between 0 and {MAX_TRIAL_DAYS}")]
+    TrialDays,
+}
+
+impl PlanSpec {
+    /// Checks a plan as a publisher wrote it; repeated entitlements are merged.
+    pub fn new(
+        name: String,
+        stripe_prices: Vec<StripePriceId>,
+        mut entitlements: Vec<Entitlement>,
+        trial_days: u32,
+        allow_promotion_codes: bool,
+    ) -> Result<Self, InvalidPlan> {
+        let chars = name.chars().count();
+        if chars == 0 || chars > 200 || name.trim().is_empty() || name.chars().any(char::is_control)
+        {
+            return Err(InvalidPlan::Name);
+        }
+        let mut distinct = stripe_prices.clone();
+        distinct.sort();
+        distinct.dedup();
+        if stripe_prices.is_empty()
+            || stripe_prices.len() > MAX_PRICES
+            || distinct.len() != stripe_prices.len()
+        {
+            return Err(InvalidPlan::Prices);
+        }
+        entitlements.sort();
+        entitlements.dedup();
+        if entitlements.is_empty() || entitlements.len() > MAX_ENTITLEMENTS {
+            return Err(InvalidPlan::Entitlements);
+        }
+        if trial_days > MAX_TRIAL_DAYS {
+            return Err(InvalidPlan::TrialDays);
+        }
+        Ok(Self {
+            name,
+            stripe_prices,
+            entitlements,
+            trial_days,
+            allow_promotion_codes,
+        })
+    }
+}
+
+/// A stored plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Its id.
+    pub id: PlanId,
+    /// What it is.
+    pub spec: PlanSpec,
+    /// When it was first stored.
+    pub created_at: DateTime<Utc>,
+    /// When it was last replaced.
+    pub updated_at: DateTime<Utc>,
+    /// When it was archived: existing subscribers keep what it grants, nobody new may buy it.
+    pub archived_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn price(s: &str) -> StripePriceId {
+        StripePriceId::parse(s).unwrap()
+    }
+
+    fn ent(s: &str) -> Entitlement {
+        Entitlement::parse(s).unwrap()
+    }
+
+    #[test]
+    fn slugs_follow_the_documented_pattern() {
+        for good in [
+            "a",
+            "all-access",
+            "digital:yearly",
+            "0",
+            "x_y",
+            &"a".repeat(64),
+        ] {
+            assert!(PlanId::parse(good).is_some(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            ":a",
+            "A",
+            "all access",
+            "é",
+            &"a".repeat(65),
+            "a/b",
+            "a.b",
+        ] {
+            assert!(PlanId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prices_and_legacy_plans_are_accepted_and_other_ids_are_not() {
+        assert!(StripePriceId::parse("price_1TPeerMonthly01").is_some());
+        assert!(StripePriceId::parse("plan_Gold_2019").is_some());
+        for bad in [
+            "price_",
+            "prod_123",
+            "price-123",
+            "price_12 3",
+            "",
+            "PRICE_1",
+        ] {
+            assert!(StripePriceId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_plan_needs_a_name_prices_and_entitlements() {
+        let ok = |name: &str, prices: Vec<StripePriceId>, ents: Vec<Entitlement>, trial| {
+            PlanSpec::new(name.into(), prices, ents, trial, false)
+        };
+        assert!(
+            ok(
+                "All-Access",
+                vec![price("price_1")],
+                vec![ent("articles")],
+                0
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            ok(" ", vec![price("price_1")], vec![ent("articles")], 0),
+            Err(InvalidPlan::Name)
+        );
+        assert_eq!(
+            ok("A", vec![], vec![ent("articles")], 0),
+            Err(InvalidPlan::Prices)
+        );
+        assert_eq!(
+            ok(
+                "A",
+                vec![price("price_1"), price("price_1")],
+                vec![ent("articles")],
+                0
+            ),
+            Err(InvalidPlan::Prices)
+        );
+        assert_eq!(
+            ok("A", vec![price("price_1")], vec![], 0),
+            Err(InvalidPlan::Entitlements)
+        );
+        assert_eq!(
+            ok("A", vec![price("price_1")], vec![ent("articles")], 731),
+            Err(InvalidPlan::TrialDays)
+        );
+    }
+
+    #[test]
+    fn entitlements_are_sorted_and_merged_and_prices_keep_their_order() {
+        let spec = PlanSpec::new(
+            "Bundle".into(),
+            vec![price("price_b"), price("price_a")],
+            vec![ent("reports"), ent("articles"), ent("reports")],
+            14,
+            true,
+        )
+        .unwrap();
+        assert_eq!(spec.entitlements, vec![ent("articles"), ent("reports")]);
+        assert_eq!(spec.stripe_prices, vec![price("price_b"), price("price_a")]);
+    }
+}

@@ -1,0 +1,85 @@
+//! Stripe events as tollgate keeps them: an inbox that nothing verified ever leaves unrecorded.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+named_enum! {
+    /// Where an event stands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum EventStatus ("event status") {
+        /// Stored, waiting to be applied to the mirror.
+        Pending = "pending",
+        /// Applied to the mirror.
+        Applied = "applied",
+        /// Applying failed; it is kept with its error and retried.
+        Failed = "failed",
+        /// Stored and acknowledged, never to be applied (another Stripe mode, for one).
+        Skipped = "skipped",
+    }
+}
+
+/// A verified event about to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhookEvent {
+    /// Stripe's event id (`evt_...`): one event is stored once, however often it is delivered.
+    pub id: String,
+    /// Its type, such as `invoice.paid`.
+    pub kind: String,
+    /// Stripe's creation time, Unix seconds.
+    pub created: i64,
+    /// The API version its payload is shaped by.
+    pub api_version: Option<String>,
+    /// Whether it comes from Stripe's live mode.
+    pub livemode: bool,
+    /// The exact body Stripe sent.
+    pub body: String,
+    /// Where it starts.
+    pub status: EventStatus,
+    /// Why it was skipped, when it was.
+    pub note: Option<String>,
+    /// When tollgate received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored event, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvent {
+    /// Order of receipt.
+    pub seq: i64,
+    /// Stripe's event id.
+    pub id: String,
+    /// Its type.
+    pub kind: String,
+    /// Stripe's creation time, Unix seconds.
+    pub created: i64,
+    /// The API version of its payload.
+    pub api_version: Option<String>,
+    /// Whether it comes from Stripe's live mode.
+    pub livemode: bool,
+    /// Where it stands.
+    pub status: EventStatus,
+    /// How often applying it was tried.
+    pub attempts: i64,
+    /// The last error applying it met.
+    pub last_error: Option<String>,
+    /// Why it was skipped, when it was.
+    pub note: Option<String>,
+    /// When tollgate received it.
+    pub received_at: DateTime<Utc>,
+    /// When it was applied.
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_back_what_they_write() {
+        for status in EventStatus::ALL {
+            assert_eq!(status.as_str().parse::<EventStatus>().unwrap(), status);
+        }
+        assert!("done".parse::<EventStatus>().is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! tollgate: subscription billing and entitlement service for publishers with a metered paywall.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod stripe;
+pub mod telemetry;

@@ -1,0 +1,230 @@
+//! The `tollgate` command line: serve the API, migrate the database, manage API keys.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tollgate::auth::issue_key;
+use tollgate::clock::SystemClock;
+use tollgate::config::{Overrides, Settings};
+use tollgate::domain::{ApiKeyId, KeyName, Role};
+use tollgate::startup::Application;
+use tollgate::store::{self, RevokeOutcome, Store};
+
+/// Subscription billing and entitlement service for publishers with a metered paywall.
+///
+/// Settings come from defaults, then the TOML file given with --config, then TOLLGATE_*
+/// environment variables (and DATABASE_URL), then flags. With none of them, tollgate uses a
+/// SQLite file `tollgate.db` in the working directory and listens on 127.0.0.1:8080.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "TOLLGATE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Database URL: sqlite://FILE or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply migrations and serve the API until SIGTERM or SIGINT.
+    Serve {
+        /// Address to listen on (port 0 picks a free port, and the log says which).
+        #[arg(long, value_name = "HOST:PORT")]
+        bind: Option<String>,
+    },
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the effective configuration as TOML, secrets redacted.
+    Config,
+    /// Exit 0 when the service at the configured (or given) address answers /healthz with 200.
+    Healthcheck {
+        /// Address of the service; defaults to the configured bind address.
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it, and nothing else, on standard output. It is shown only once.
+    Create {
+        /// admin, service or finance.
+        #[arg(long)]
+        role: Role,
+        /// A label that says who holds the key.
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never their secrets), one per line, tab-separated.
+    List,
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id (key_...).
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tollgate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let bind = match &cli.command {
+        Command::Serve { bind } => bind.clone(),
+        _ => None,
+    };
+    let settings = Settings::load(
+        cli.config.as_deref(),
+        Overrides {
+            bind,
+            database_url: cli.database_url,
+        },
+    )?;
+    match cli.command {
+        Command::Config => {
+            print!("{}", settings.to_redacted_toml());
+            Ok(())
+        }
+        Command::Healthcheck { address } => {
+            healthcheck(address.as_deref().unwrap_or(&settings.bind))
+        }
+        command => {
+            tollgate::telemetry::init(settings.log_format, &settings.log_level)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(run_async(command, settings))
+        }
+    }
+}
+
+async fn run_async(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { .. } => {
+            tracing::info!(configuration = %settings.to_redacted_toml(), "starting");
+            let app = Application::build(settings, Arc::new(SystemClock)).await?;
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            open_migrated(&settings).await?.close().await;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Keys { command } => {
+            let store = open_migrated(&settings).await?;
+            let result = keys(store.as_ref(), command).await;
+            store.close().await;
+            result
+        }
+        Command::Config | Command::Healthcheck { .. } => Ok(()),
+    }
+}
+
+async fn open_migrated(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::open(settings).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn keys(store: &dyn Store, command: KeysCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        KeysCommand::Create { role, name } => {
+            let name = KeyName::parse(&name)?;
+            let issued = issue_key(store, &SystemClock, role, name, None).await?;
+            tracing::info!(key_id = %issued.key.id, %role, "API key created");
+            writeln!(out, "{}", issued.secret.expose())?;
+        }
+        KeysCommand::List => {
+            let mut after: Option<ApiKeyId> = None;
+            loop {
+                let page = store.list_api_keys(after.as_ref(), 500).await?;
+                for key in &page {
+                    let revoked = key
+                        .revoked_at
+                        .map(|t| format!("revoked {}", t.to_rfc3339()))
+                        .unwrap_or_else(|| "active".into());
+                    writeln!(
+                        out,
+                        "{}\t{}\t{}\t…{}\t{}\t{}",
+                        key.id,
+                        key.role,
+                        key.name.as_str(),
+                        key.hint,
+                        key.created_at.to_rfc3339(),
+                        revoked
+                    )?;
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some(last.id.clone()),
+                    _ => break,
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key_id =
+                ApiKeyId::parse(&id).ok_or_else(|| anyhow::anyhow!("`{id}` is not a key id"))?;
+            match store.revoke_api_key(&key_id, chrono::Utc::now()).await? {
+                RevokeOutcome::Revoked => tracing::info!(%key_id, "API key revoked"),
+                RevokeOutcome::AlreadyRevoked => {
+                    tracing::info!(%key_id, "API key was already revoked")
+                }
+                RevokeOutcome::NotFound => anyhow::bail!("no API key has the id {id}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A dependency-free probe for container health checks: the runtime image has no curl.
+fn healthcheck(address: &str) -> anyhow::Result<()> {
+    let mut target: SocketAddr = address
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{address} resolves to no address"))?;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&target, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut status_line = [0u8; 12];
+    stream.read_exact(&mut status_line)?;
+    if status_line.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{target} answered {}",
+            String::from_utf8_lossy(&status_line)
+        )
+    }
+}

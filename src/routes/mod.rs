@@ -1,0 +1,222 @@
+//! The route table: every route with its method, path and who may call it, in one list that both
+//! wires the application and tells tests what to check, so no route can go unguarded or untested.
+
+mod health;
+mod json;
+mod keys;
+mod plans;
+mod webhooks;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use actix_web::http::Method;
+use actix_web::http::header;
+use actix_web::middleware::from_fn;
+use actix_web::{HttpResponse, web};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::auth::{self, Access};
+use crate::domain::Role;
+use crate::error::ApiError;
+
+/// What the table says about one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Its HTTP method.
+    pub method: Method,
+    /// Its path pattern, `{name}` marking a parameter.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// One row of the table: the spec and its handler.
+struct ApiRoute {
+    spec: RouteSpec,
+    route: actix_web::Route,
+}
+
+fn route(method: Method, path: &'static str, access: Access, route: actix_web::Route) -> ApiRoute {
+    ApiRoute {
+        route: route.method(method.clone()),
+        spec: RouteSpec {
+            method,
+            path,
+            access,
+        },
+    }
+}
+
+/// Routes a publisher's site calls with a `service` key (and admins too).
+const SERVICE: Access = Access::Roles(&[Role::Service]);
+
+fn table() -> Vec<ApiRoute> {
+    use Access::Public;
+    vec![
+        route(
+            Method::GET,
+            "/healthz",
+            Public,
+            web::route().to(health::healthz),
+        ),
+        route(
+            Method::GET,
+            "/readyz",
+            Public,
+            web::route().to(health::readyz),
+        ),
+        route(
+            Method::GET,
+            "/metrics",
+            Public,
+            web::route().to(health::metrics),
+        ),
+        route(
+            Method::GET,
+            "/openapi.yaml",
+            Public,
+            web::route().to(health::openapi),
+        ),
+        route(
+            Method::POST,
+            "/v1/keys",
+            Access::ADMIN,
+            web::route().to(keys::create),
+        ),
+        route(
+            Method::GET,
+            "/v1/keys",
+            Access::ADMIN,
+            web::route().to(keys::list),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/keys/{key_id}",
+            Access::ADMIN,
+            web::route().to(keys::revoke),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhooks/stripe",
+            Public,
+            web::route().to(webhooks::receive),
+        ),
+        route(
+            Method::GET,
+            "/v1/admin/webhook-events",
+            Access::ADMIN,
+            web::route().to(webhooks::list),
+        ),
+        route(
+            Method::GET,
+            "/v1/plans",
+            SERVICE,
+            web::route().to(plans::list),
+        ),
+        route(
+            Method::GET,
+            "/v1/plans/{plan_id}",
+            SERVICE,
+            web::route().to(plans::get),
+        ),
+        route(
+            Method::PUT,
+            "/v1/plans/{plan_id}",
+            Access::ADMIN,
+            web::route().to(plans::put),
+        ),
+        route(
+            Method::POST,
+            "/v1/plans/{plan_id}/archive",
+            Access::ADMIN,
+            web::route().to(plans::archive),
+        ),
+    ]
+}
+
+/// Every route the service answers, with its access rule.
+pub fn specs() -> Vec<RouteSpec> {
+    table().into_iter().map(|r| r.spec).collect()
+}
+
+/// Registers every route of the table, grouped into one resource per path.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut by_path: Vec<(&'static str, Vec<ApiRoute>)> = Vec::new();
+    for row in table() {
+        match by_path.iter_mut().find(|(path, _)| *path == row.spec.path) {
+            Some((_, rows)) => rows.push(row),
+            None => by_path.push((row.spec.path, vec![row])),
+        }
+    }
+    for (path, rows) in by_path {
+        let policy: auth::Policy = Rc::new(
+            rows.iter()
+                .map(|r| (r.spec.method.clone(), r.spec.access))
+                .collect::<HashMap<_, _>>(),
+        );
+        let allow = rows
+            .iter()
+            .map(|r| r.spec.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut resource = web::resource(path).default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { method_not_allowed(allow) }
+        }));
+        for row in rows {
+            resource = resource.route(row.route);
+        }
+        cfg.service(resource.wrap(from_fn(move |req, next| {
+            auth::authorize(Rc::clone(&policy), req, next)
+        })));
+    }
+}
+
+fn method_not_allowed(allow: String) -> HttpResponse {
+    let mut response = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed);
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// Formats an instant the way the API shows every instant: RFC 3339, UTC, whole seconds.
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The page size of a listing: `limit` when given, else 100; at most 500.
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    const DEFAULT: u32 = 100;
+    const MAX: u32 = 500;
+    let limit = limit.unwrap_or(DEFAULT);
+    if (1..=MAX).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX}"),
+        ))
+    }
+}
+
+/// Splits rows fetched with one more than `limit` (the extra row tells whether another page
+/// follows) into the page to show and, when more follow, the cursor of its last row.
+pub(crate) fn paginate<T, C>(
+    mut rows: Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> C,
+) -> (Vec<T>, Option<C>) {
+    let limit = limit as usize;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(cursor) } else { None };
+    (rows, next)
+}
+
+/// The answer for a path that names nothing.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("nothing is found at this path".into()))
+}

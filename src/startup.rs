@@ -1,0 +1,317 @@
+//! The application: its shared state, its middleware stack and its HTTP server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Server, ServiceResponse};
+use actix_web::error::{PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
+use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use anyhow::Context;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::routes;
+use crate::store::{self, Store};
+
+/// What every handler may reach: one value, shared by all workers.
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// The settings the service was started with.
+    pub settings: Arc<Settings>,
+    /// Every metric the service exports.
+    pub metrics: prometheus::Registry,
+    /// Requests being served now, which a shutdown waits for.
+    pub in_flight: InFlight,
+}
+
+/// Counts the requests being served, so that a shutdown can wait for them. actix-web's own
+/// graceful stop was seen to close connections whose request body was still arriving.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+/// One request being served; dropping it ends it.
+#[derive(Debug)]
+pub struct InFlightGuard(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Marks a request as started until the guard is dropped.
+    pub fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(Arc::clone(&self.0))
+    }
+
+    /// How many requests are being served.
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no request is being served, or `within` has passed; `true` if none is left.
+    pub async fn drained(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    store: Arc<dyn Store>,
+    in_flight: InFlight,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Opens and migrates the database, binds the listening socket (port 0 picks a free port)
+    /// and builds the server.
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store = store::open(&settings)
+            .await
+            .context("opening the database")?;
+        store
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+        Self::with_store(settings, clock, store)
+    }
+
+    /// Builds the server over a store that is already open and migrated.
+    pub fn with_store(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let address = listener.local_addr()?;
+        let registry = prometheus::Registry::new();
+        let http_metrics = PrometheusMetricsBuilder::new("tollgate")
+            .registry(registry.clone())
+            .mask_unmatched_patterns("UNMATCHED")
+            .build()
+            .map_err(|e| anyhow::anyhow!("building HTTP metrics: {e}"))?;
+        let settings = Arc::new(settings);
+        let in_flight = InFlight::default();
+        let state = web::Data::new(AppState {
+            store: Arc::clone(&store),
+            clock,
+            settings: Arc::clone(&settings),
+            metrics: registry,
+            in_flight: in_flight.clone(),
+        });
+        let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
+            .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
+            // actix-web stops at once on SIGINT; tollgate drains on SIGINT and SIGTERM alike.
+            .disable_signals()
+            .listen(listener)?;
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        tracing::info!(%address, database = store.backend().as_str(), "listening");
+        Ok(Self {
+            address,
+            server: server.run(),
+            store,
+            in_flight,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The store the server uses.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish and closes the store.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let (in_flight, within) = (self.in_flight.clone(), self.shutdown_timeout);
+        let signals = tokio::spawn(async move {
+            let signal = shutdown_signal().await;
+            tracing::info!(
+                signal,
+                in_flight = in_flight.count(),
+                "shutting down: finishing requests in flight"
+            );
+            handle.pause().await;
+            if !in_flight.drained(within).await {
+                tracing::warn!(
+                    in_flight = in_flight.count(),
+                    "shutdown timeout reached; closing requests still in flight"
+                );
+            }
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        signals.abort();
+        self.store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and names the one that came.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            tracing::error!("could not listen for shutdown signals; stop the process with SIGKILL");
+            std::future::pending().await
+        }
+    }
+}
+
+fn app(
+    state: web::Data<AppState>,
+    http_metrics: PrometheusMetrics,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let body_limit = state.settings.body_limit;
+    App::new()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(body_limit))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| query_error(err).into()))
+        .app_data(web::PathConfig::default().error_handler(|err, _| path_error(err).into()))
+        .wrap(ErrorHandlers::new().default_handler(as_problem))
+        .wrap(http_metrics)
+        .wrap(from_fn(access_log))
+        .wrap(TracingLogger::default())
+        .configure(routes::configure)
+        .default_service(web::to(routes::not_found))
+}
+
+fn query_error(err: QueryPayloadError) -> ApiError {
+    ApiError::invalid("invalid_query", err.to_string())
+}
+
+fn path_error(err: PathError) -> ApiError {
+    ApiError::NotFound(format!("nothing is found at this path: {err}"))
+}
+
+/// Writes one access-log line per request (inside the request's span, so it carries the request
+/// id, method and route) and copies the request id into the response, so a client can quote it
+/// and an operator can find every log line of that request. Probes log at debug level only.
+async fn access_log(
+    req: actix_web::dev::ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req.extensions().get::<RequestId>().copied();
+    let _in_flight = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.in_flight.enter());
+    let probe = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
+    let started = std::time::Instant::now();
+    let mut response = next.call(req).await?;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if probe {
+        tracing::debug!(status, elapsed_ms, "request finished");
+    } else {
+        tracing::info!(status, elapsed_ms, "request finished");
+    }
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), id);
+    }
+    Ok(response)
+}
+
+/// Turns any error answer that is not yet a problem document (the framework's own 404, 405,
+/// 413, 400 ...) into one, keeping its status and its `Allow` and `WWW-Authenticate` headers.
+fn as_problem<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes() == PROBLEM_JSON.as_bytes());
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let (req, original) = res.into_parts();
+    let mut problem = ApiError::from_status(original.status()).error_response();
+    for name in [header::ALLOW, header::WWW_AUTHENTICATE, header::RETRY_AFTER] {
+        if let Some(value) = original.headers().get(&name) {
+            problem.headers_mut().insert(name, value.clone());
+        }
+    }
+    let res: ServiceResponse<EitherBody<B>> =
+        ServiceResponse::new(req, problem).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{HttpResponse, test};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_bare_framework_error_becomes_a_problem_that_keeps_its_status_and_allow_header() {
+        let app = test::init_service(
+            App::new()
+                .wrap(ErrorHandlers::new().default_handler(as_problem))
+                .route(
+                    "/",
+                    web::get().to(|| async {
+                        HttpResponse::MethodNotAllowed()
+                            .insert_header((header::ALLOW, "GET"))
+                            .body("plain text")
+                    }),
+                ),
+        )
+        .await;
+        let response =
+            test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers().get(header::ALLOW).unwrap(), "GET");
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
+        let body: serde_json::Value = test::read_body_json(response).await;
+        assert_eq!(body["code"], "method_not_allowed");
+        assert_eq!(body["status"], 405);
+    }
+}

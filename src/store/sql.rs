@@ -1,0 +1,523 @@
+//! The store's SQL, written once for both backends. The few things that differ between SQLite and
+//! PostgreSQL (how a pool is opened, how a write transaction starts, how migrations are found)
+//! live behind [`Dialect`] in `sqlite.rs` and `postgres.rs`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
+use tokio::task::JoinHandle;
+
+use super::{Backend, EventFilter, PlanWrite, RevokeOutcome, Store, StoreError};
+use crate::domain::{
+    ApiKey, ApiKeyId, Entitlement, EventStatus, KeyHash, KeyName, NewApiKey, NewWebhookEvent, Plan,
+    PlanId, PlanSpec, Role, StripePriceId, WebhookEvent,
+};
+
+/// What differs between the backends.
+pub(super) trait Dialect: Database {
+    /// Which backend this is.
+    const BACKEND: Backend;
+    /// Starts a transaction that will write. SQLite must take the write lock up front, or two
+    /// readers that both try to upgrade deadlock; PostgreSQL's row locks need no such thing.
+    const BEGIN_WRITE: &'static str;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Applies the backend's migrations.
+    fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>>;
+}
+
+/// A [`Store`] over one sqlx pool.
+pub(super) struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// A store over `pool`; `background` tasks are stopped when the store is closed.
+    pub(super) fn new(pool: Pool<DB>, background: Vec<JoinHandle<()>>) -> Self {
+        Self { pool, background }
+    }
+}
+
+#[derive(FromRow)]
+struct ApiKeyRow {
+    id: String,
+    name: String,
+    role: String,
+    hint: String,
+    created_at: i64,
+    created_by: Option<String>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = StoreError;
+
+    fn try_from(row: ApiKeyRow) -> Result<Self, Self::Error> {
+        Ok(ApiKey {
+            id: ApiKeyId::from_stored(row.id),
+            name: KeyName::from_stored(row.name),
+            role: row
+                .role
+                .parse::<Role>()
+                .map_err(|e| StoreError::Other(e.into()))?,
+            hint: row.hint,
+            created_at: instant(row.created_at)?,
+            created_by: row.created_by.map(ApiKeyId::from_stored),
+            revoked_at: row.revoked_at.map(instant).transpose()?,
+        })
+    }
+}
+
+/// Converts stored Unix milliseconds back into an instant.
+fn instant(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| {
+        StoreError::Other(anyhow::anyhow!("stored instant {millis} is out of range"))
+    })
+}
+
+#[derive(FromRow)]
+pub(super) struct PlanRow {
+    id: String,
+    name: String,
+    trial_days: i64,
+    allow_promotion_codes: bool,
+    created_at: i64,
+    updated_at: i64,
+    archived_at: Option<i64>,
+}
+
+/// One row of `plan_prices` or `plan_entitlements`: a plan and one of its values.
+#[derive(FromRow)]
+pub(super) struct PlanValueRow {
+    plan_id: String,
+    value: String,
+}
+
+/// Puts plan rows and their prices and entitlements (each sorted by plan id) together.
+fn assemble_plans(
+    plans: Vec<PlanRow>,
+    prices: Vec<PlanValueRow>,
+    entitlements: Vec<PlanValueRow>,
+) -> Result<Vec<Plan>, StoreError> {
+    let mut prices = prices.into_iter().peekable();
+    let mut entitlements = entitlements.into_iter().peekable();
+    plans
+        .into_iter()
+        .map(|row| {
+            let mut plan_prices = Vec::new();
+            while let Some(price) = prices.next_if(|p| p.plan_id == row.id) {
+                plan_prices.push(StripePriceId::from_stored(price.value));
+            }
+            let mut plan_entitlements = Vec::new();
+            while let Some(ent) = entitlements.next_if(|e| e.plan_id == row.id) {
+                plan_entitlements.push(Entitlement::from_stored(ent.value));
+            }
+            Ok(Plan {
+                id: PlanId::from_stored(row.id),
+                spec: PlanSpec {
+                    name: row.name,
+                    stripe_prices: plan_prices,
+                    entitlements: plan_entitlements,
+                    trial_days: u32::try_from(row.trial_days)
+                        .map_err(|e| StoreError::Other(e.into()))?,
+                    allow_promotion_codes: row.allow_promotion_codes,
+                },
+                created_at: instant(row.created_at)?,
+                updated_at: instant(row.updated_at)?,
+                archived_at: row.archived_at.map(instant).transpose()?,
+            })
+        })
+        .collect()
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'r> PlanRow: FromRow<'r, DB::Row>,
+    for<'r> PlanValueRow: FromRow<'r, DB::Row>,
+{
+    /// Every plan, or only the one `only` names (an empty string means every plan).
+    async fn fetch_plans(&self, only: &str) -> Result<Vec<Plan>, StoreError> {
+        let plans = sqlx::query_as::<DB, PlanRow>(
+            "SELECT id, name, trial_days, allow_promotion_codes, created_at, updated_at, archived_at \
+             FROM plans WHERE $1 = '' OR id = $1 ORDER BY id",
+        )
+        .bind(only.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        let prices = self
+            .plan_values(
+                "SELECT plan_id, price_id AS value FROM plan_prices \
+                 WHERE $1 = '' OR plan_id = $1 ORDER BY plan_id, position",
+                only,
+            )
+            .await?;
+        let entitlements = self
+            .plan_values(
+                "SELECT plan_id, entitlement AS value FROM plan_entitlements \
+                 WHERE $1 = '' OR plan_id = $1 ORDER BY plan_id, entitlement",
+                only,
+            )
+            .await?;
+        assemble_plans(plans, prices, entitlements)
+    }
+
+    /// The rows of a per-plan value table (`sql` takes the plan id, or '' for every plan).
+    async fn plan_values(
+        &self,
+        sql: &'static str,
+        only: &str,
+    ) -> Result<Vec<PlanValueRow>, StoreError> {
+        Ok(sqlx::query_as::<DB, PlanValueRow>(sql)
+            .bind(only.to_owned())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// The plan, other than `except`, that owns one of `prices`, if any.
+    async fn price_owner(
+        conn: &mut DB::Connection,
+        prices: &[StripePriceId],
+        except: &PlanId,
+    ) -> Result<Option<(StripePriceId, PlanId)>, StoreError> {
+        for price in prices {
+            let owner: Option<PlanValueRow> = sqlx::query_as::<DB, PlanValueRow>(
+                "SELECT plan_id, price_id AS value FROM plan_prices WHERE price_id = $1 AND plan_id <> $2",
+            )
+            .bind(price.as_str().to_owned())
+            .bind(except.as_str().to_owned())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(owner) = owner {
+                return Ok(Some((price.clone(), PlanId::from_stored(owner.plan_id))));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct WebhookEventRow {
+    seq: i64,
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    created: i64,
+    api_version: Option<String>,
+    livemode: bool,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    note: Option<String>,
+    received_at: i64,
+    applied_at: Option<i64>,
+}
+
+impl TryFrom<WebhookEventRow> for WebhookEvent {
+    type Error = StoreError;
+
+    fn try_from(row: WebhookEventRow) -> Result<Self, Self::Error> {
+        Ok(WebhookEvent {
+            seq: row.seq,
+            id: row.id,
+            kind: row.kind,
+            created: row.created,
+            api_version: row.api_version,
+            livemode: row.livemode,
+            status: row
+                .status
+                .parse::<EventStatus>()
+                .map_err(|e| StoreError::Other(e.into()))?,
+            attempts: row.attempts,
+            last_error: row.last_error,
+            note: row.note,
+            received_at: instant(row.received_at)?,
+            applied_at: row.applied_at.map(instant).transpose()?,
+        })
+    }
+}
+
+/// `SELECT`s every column of an API key but its hash, followed by `$tail`.
+macro_rules! select_api_keys {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, name, role, hint, created_at, created_by, revoked_at FROM api_keys ",
+            $tail
+        )
+    };
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'r> ApiKeyRow: FromRow<'r, DB::Row>,
+    for<'r> PlanRow: FromRow<'r, DB::Row>,
+    for<'r> PlanValueRow: FromRow<'r, DB::Row>,
+    for<'r> (i64,): FromRow<'r, DB::Row>,
+    for<'r> WebhookEventRow: FromRow<'r, DB::Row>,
+{
+    fn backend(&self) -> Backend {
+        DB::BACKEND
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        DB::migrate(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
+            other => StoreError::Other(other.into()),
+        })
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        let tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, key_hash, hint, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id.as_str().to_owned())
+        .bind(key.name.as_str().to_owned())
+        .bind(key.role.as_str().to_owned())
+        .bind(key.hash.0.to_vec())
+        .bind(key.hint.clone())
+        .bind(key.created_at.timestamp_millis())
+        .bind(key.created_by.as_ref().map(|id| id.as_str().to_owned()))
+        .execute(&self.pool)
+        .await?;
+        Ok(ApiKey {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            role: key.role,
+            hint: key.hint.clone(),
+            created_at: key.created_at,
+            created_by: key.created_by.clone(),
+            revoked_at: None,
+        })
+    }
+
+    async fn find_api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError> {
+        sqlx::query_as::<DB, ApiKeyRow>(select_api_keys!("WHERE key_hash = $1"))
+            .bind(hash.0.to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(ApiKey::try_from)
+            .transpose()
+    }
+
+    async fn list_api_keys(
+        &self,
+        after: Option<&ApiKeyId>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        // Every id sorts after the empty string, so "no cursor" needs no second query.
+        sqlx::query_as::<DB, ApiKeyRow>(select_api_keys!("WHERE id > $1 ORDER BY id LIMIT $2"))
+            .bind(after.map(|id| id.as_str().to_owned()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(ApiKey::try_from)
+            .collect()
+    }
+
+    async fn revoke_api_key(
+        &self,
+        id: &ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let revoked =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at.timestamp_millis())
+                .bind(id.as_str().to_owned())
+                .execute(&mut *tx)
+                .await?;
+        let outcome = if DB::rows_affected(&revoked) == 1 {
+            RevokeOutcome::Revoked
+        } else {
+            match sqlx::query_as::<DB, ApiKeyRow>(select_api_keys!("WHERE id = $1"))
+                .bind(id.as_str().to_owned())
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(_) => RevokeOutcome::AlreadyRevoked,
+                None => RevokeOutcome::NotFound,
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn put_plan(
+        &self,
+        id: &PlanId,
+        spec: &PlanSpec,
+        at: DateTime<Utc>,
+    ) -> Result<PlanWrite, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        if let Some((price, plan)) = Self::price_owner(&mut *tx, &spec.stripe_prices, id).await? {
+            return Ok(PlanWrite::PriceTaken { price, plan });
+        }
+        let existed = sqlx::query_as::<DB, (i64,)>("SELECT created_at FROM plans WHERE id = $1")
+            .bind(id.as_str().to_owned())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        sqlx::query(
+            "INSERT INTO plans (id, name, trial_days, allow_promotion_codes, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, trial_days = excluded.trial_days, \
+             allow_promotion_codes = excluded.allow_promotion_codes, updated_at = excluded.updated_at",
+        )
+        .bind(id.as_str().to_owned())
+        .bind(spec.name.clone())
+        .bind(i64::from(spec.trial_days))
+        .bind(spec.allow_promotion_codes)
+        .bind(at.timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        for sql in [
+            "DELETE FROM plan_prices WHERE plan_id = $1",
+            "DELETE FROM plan_entitlements WHERE plan_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id.as_str().to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (position, price) in (0_i64..).zip(&spec.stripe_prices) {
+            let inserted = sqlx::query(
+                "INSERT INTO plan_prices (price_id, plan_id, position) VALUES ($1, $2, $3)",
+            )
+            .bind(price.as_str().to_owned())
+            .bind(id.as_str().to_owned())
+            .bind(position)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // Another plan took the price after the check above (PostgreSQL only: SQLite's
+                // write lock serialises the two): the primary key stopped it.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    tx.rollback().await?;
+                    let mut conn = self.pool.acquire().await?;
+                    return match Self::price_owner(&mut conn, &spec.stripe_prices, id).await? {
+                        Some((price, plan)) => Ok(PlanWrite::PriceTaken { price, plan }),
+                        None => Err(StoreError::Other(anyhow::anyhow!(
+                            "a plan price was taken and released concurrently"
+                        ))),
+                    };
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for entitlement in &spec.entitlements {
+            sqlx::query("INSERT INTO plan_entitlements (plan_id, entitlement) VALUES ($1, $2)")
+                .bind(id.as_str().to_owned())
+                .bind(entitlement.as_str().to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let plan = self.fetch_plans(id.as_str()).await?.pop().ok_or_else(|| {
+            StoreError::Other(anyhow::anyhow!("plan {id} vanished after it was stored"))
+        })?;
+        Ok(if existed {
+            PlanWrite::Replaced(plan)
+        } else {
+            PlanWrite::Created(plan)
+        })
+    }
+
+    async fn get_plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError> {
+        Ok(self.fetch_plans(id.as_str()).await?.pop())
+    }
+
+    async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        self.fetch_plans("").await
+    }
+
+    async fn archive_plan(
+        &self,
+        id: &PlanId,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Plan>, StoreError> {
+        sqlx::query("UPDATE plans SET archived_at = $1 WHERE id = $2 AND archived_at IS NULL")
+            .bind(at.timestamp_millis())
+            .bind(id.as_str().to_owned())
+            .execute(&self.pool)
+            .await?;
+        self.get_plan(id).await
+    }
+
+    async fn record_webhook_event(&self, event: &NewWebhookEvent) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO webhook_events \
+             (id, type, created, api_version, livemode, body, status, note, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(event.id.clone())
+        .bind(event.kind.clone())
+        .bind(event.created)
+        .bind(event.api_version.clone())
+        .bind(event.livemode)
+        .bind(event.body.clone())
+        .bind(event.status.as_str().to_owned())
+        .bind(event.note.clone())
+        .bind(event.received_at.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&inserted) == 1)
+    }
+
+    async fn list_webhook_events(
+        &self,
+        filter: &EventFilter,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        sqlx::query_as::<DB, WebhookEventRow>(
+            "SELECT seq, id, type, created, api_version, livemode, status, attempts, last_error, \
+             note, received_at, applied_at FROM webhook_events \
+             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR type = $2) AND seq < $3 \
+             ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(
+            filter
+                .status
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+        )
+        .bind(filter.kind.clone().unwrap_or_default())
+        .bind(filter.before.unwrap_or(i64::MAX))
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(WebhookEvent::try_from)
+        .collect()
+    }
+
+    async fn close(&self) {
+        for task in &self.background {
+            task.abort();
+        }
+        self.pool.close().await;
+    }
+}

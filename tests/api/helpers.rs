@@ -1,0 +1,422 @@
+//! `spawn_app()` and what tests need around it: a fresh database per test, a fixed clock, an
+//! admin key, and a way to take the database away.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Client, Response};
+use sqlx::{Connection, Executor};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tollgate::auth::issue_key;
+use tollgate::clock::{Clock, ManualClock};
+use tollgate::config::Settings;
+use tollgate::domain::{KeyName, Role};
+use tollgate::startup::Application;
+
+/// The instant every test app starts at.
+pub fn test_epoch() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-23T19:12:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A database made for one test and removed after it.
+pub enum TestDatabase {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDatabase {
+    /// SQLite in a temporary directory, or a new PostgreSQL database when `TEST_DATABASE_URL`
+    /// names a server. A set but unreachable server fails the test: it never falls back.
+    pub async fn create() -> Self {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("tollgate_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("TEST_DATABASE_URL is set but the server cannot be reached");
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+                let mut url = url::Url::parse(&admin_url).unwrap();
+                url.set_path(&name);
+                Self::Postgres {
+                    admin_url,
+                    name,
+                    url: url.to_string(),
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("tollgate.db");
+                let url = format!("sqlite://{}", path.display());
+                Self::Sqlite { _dir: dir, url }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Sqlite { url, .. } | Self::Postgres { url, .. } => url,
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres { .. })
+    }
+
+    /// Every stored key, straight from the table: its hash, and all its text cells joined.
+    pub async fn stored_keys(&self) -> Vec<(Vec<u8>, String)> {
+        const SQL: &str = "SELECT key_hash, id || name || role || hint || coalesce(created_by, '') \
+                           FROM api_keys ORDER BY id";
+        match self {
+            Self::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+            }
+            Self::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres {
+            admin_url, name, ..
+        } = self
+        {
+            let (admin_url, db_name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime, which cannot be blocked on: use a thread.
+            let dropped = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+                    conn.execute(
+                        format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)").as_str(),
+                    )
+                    .await?;
+                    conn.close().await
+                })
+            })
+            .join();
+            if !matches!(dropped, Ok(Ok(()))) {
+                eprintln!("could not drop test database {name}");
+            }
+        }
+    }
+}
+
+/// A running tollgate and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub admin_key: String,
+    pub clock: ManualClock,
+    proxy: Option<Proxy>,
+    // Dropped last, after the server that uses it.
+    pub db: TestDatabase,
+}
+
+/// Knobs for [`spawn_app_with`].
+#[derive(Default)]
+pub struct Options {
+    /// Route PostgreSQL traffic through a proxy the test can cut.
+    pub via_proxy: bool,
+    /// Overrides the request body limit.
+    pub body_limit: Option<usize>,
+    /// Overrides the Stripe webhook secrets (by default, [`WEBHOOK_SECRET`] alone).
+    pub webhook_secrets: Option<Vec<&'static str>>,
+}
+
+/// The webhook signing secret test apps are configured with.
+pub const WEBHOOK_SECRET: &str = "whsec_test_primary";
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let db = TestDatabase::create().await;
+    let proxy = match (&db, options.via_proxy) {
+        (TestDatabase::Postgres { url, .. }, true) => Some(Proxy::start(url).await),
+        _ => None,
+    };
+    let database_url = proxy
+        .as_ref()
+        .map_or_else(|| db.url().to_owned(), |p| p.url.clone());
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        database_url: database_url.into(),
+        database_acquire_timeout: Duration::from_secs(1),
+        sqlite_busy_timeout: Duration::from_millis(250),
+        readiness_timeout: Duration::from_secs(1),
+        shutdown_timeout: Duration::from_secs(1),
+        workers: 1,
+        ..Settings::default()
+    };
+    settings.stripe_webhook_secrets = options
+        .webhook_secrets
+        .unwrap_or_else(|| vec![WEBHOOK_SECRET])
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    if let Some(limit) = options.body_limit {
+        settings.body_limit = limit;
+    }
+    let clock = ManualClock::new(test_epoch());
+    let app = Application::build(settings, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let address = format!("http://{}", app.address());
+    let store = app.store();
+    tokio::spawn(app.run_until_stopped());
+    let admin = issue_key(
+        store.as_ref(),
+        &clock,
+        Role::Admin,
+        KeyName::parse("test admin").unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    TestApp {
+        address,
+        client: Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        admin_key: admin.secret.expose().to_owned(),
+        clock,
+        proxy,
+        db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// GETs `path` and reads its JSON body, which must come with a 200.
+    pub async fn get_json(&self, path: &str, key: Option<&str>) -> serde_json::Value {
+        let response = self.get(path, key).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn create_key(&self, key: &str, body: serde_json::Value) -> Response {
+        self.client
+            .post(self.url("/v1/keys"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a key of `role` with the admin key and returns its id and secret.
+    pub async fn new_key(&self, role: &str) -> (String, String) {
+        let response = self
+            .create_key(
+                &self.admin_key,
+                serde_json::json!({ "role": role, "name": format!("{role} key") }),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// POSTs a raw body to `/v1/keys` with this content type and, if given, this key.
+    pub async fn post_raw(&self, key: Option<&str>, content_type: &str, body: String) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/v1/keys"))
+            .header("content-type", content_type);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.body(body).send().await.unwrap()
+    }
+
+    pub async fn revoke(&self, key: &str, id: &str) -> Response {
+        self.client
+            .delete(self.url(&format!("/v1/keys/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn key_count(&self) -> usize {
+        let body = self
+            .get_json("/v1/keys?limit=500", Some(&self.admin_key))
+            .await;
+        body["items"].as_array().unwrap().len()
+    }
+
+    /// Delivers `body` to the webhook endpoint as Stripe would, signed with `secret` at `at`.
+    pub async fn deliver_signed(&self, body: &[u8], secret: &str, at: i64) -> Response {
+        let signature = tollgate::stripe::signature::sign(body, secret, at);
+        self.client
+            .post(self.url("/v1/webhooks/stripe"))
+            .header("content-type", "application/json")
+            .header("stripe-signature", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Delivers `body` signed with the configured secret, now.
+    pub async fn deliver(&self, body: &[u8]) -> Response {
+        self.deliver_signed(body, WEBHOOK_SECRET, self.clock.now().timestamp())
+            .await
+    }
+
+    /// Takes the database away until the returned outage ends: on PostgreSQL the proxy between
+    /// tollgate and the server is cut; on SQLite another connection holds the write lock.
+    pub async fn database_outage(&self) -> Outage<'_> {
+        match (&self.db, &self.proxy) {
+            (TestDatabase::Postgres { .. }, Some(proxy)) => {
+                proxy.cut();
+                Outage::Postgres(proxy)
+            }
+            (TestDatabase::Sqlite { url, .. }, _) => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                conn.execute("BEGIN EXCLUSIVE").await.unwrap();
+                Outage::Sqlite(conn)
+            }
+            (TestDatabase::Postgres { .. }, None) => {
+                panic!("spawn the app with `via_proxy` to cut its database")
+            }
+        }
+    }
+}
+
+/// A database outage in progress.
+pub enum Outage<'a> {
+    Postgres(&'a Proxy),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Outage<'_> {
+    pub async fn end(self) {
+        match self {
+            Outage::Postgres(proxy) => proxy.restore().await,
+            Outage::Sqlite(mut conn) => {
+                conn.execute("ROLLBACK").await.unwrap();
+                conn.close().await.unwrap();
+            }
+        }
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that a test can cut and restore.
+pub struct Proxy {
+    url: String,
+    listen: std::net::SocketAddr,
+    upstream: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(database_url: &str) -> Self {
+        let parsed = url::Url::parse(database_url).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            parsed.host_str().unwrap(),
+            parsed.port().unwrap_or(5432)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listen = listener.local_addr().unwrap();
+        let mut url = parsed.clone();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(listen.port())).unwrap();
+        let proxy = Self {
+            url: url.to_string(),
+            listen,
+            upstream,
+            tasks: Arc::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let tasks = Arc::clone(&self.tasks);
+        let upstream = self.upstream.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tasks.lock().unwrap().push(pipe);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Closes the listening socket and every open connection.
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    async fn restore(&self) {
+        let listener = TcpListener::bind(self.listen).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+/// Reads a problem document, checking its media type and members.
+pub async fn problem(response: Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some("application/problem+json".to_owned())
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["type"], format!("urn:tollgate:problem:{code}"));
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    body
+}

@@ -1,0 +1,13 @@
+//! Black-box tests through HTTP and the command line. Each test runs on SQLite, or on
+//! PostgreSQL when `TEST_DATABASE_URL` is set (a fresh database per test).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod access_matrix;
+mod cli;
+mod health;
+mod helpers;
+mod keys;
+mod plans;
+mod problems;
+mod sqlite;
+mod webhooks;
