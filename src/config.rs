@@ -67,6 +67,33 @@ pub struct Settings {
     pub stripe_webhook_tolerance: Duration,
     /// Whether Stripe's live mode is the one applied; events of the other mode are stored only.
     pub stripe_livemode: bool,
+    /// Stripe API secret key (`sk_...` or a restricted `rk_...`), for reconcile, checkout and
+    /// the billing portal.
+    #[serde(serialize_with = "serialize_redacted_option")]
+    pub stripe_secret_key: Option<SecretString>,
+    /// Stripe API base URL; tests point it at a local fake.
+    pub stripe_api_base: String,
+    /// How long one Stripe API call may take.
+    #[serde(with = "humantime_serde")]
+    pub stripe_timeout: Duration,
+    /// How far back a reconcile reads invoices and refunds.
+    #[serde(with = "humantime_serde")]
+    pub stripe_sync_window: Duration,
+    /// How long a `past_due` subscription keeps its entitlements, from the first event that
+    /// showed it past due.
+    #[serde(with = "humantime_serde")]
+    pub past_due_grace: Duration,
+    /// How often the retry task looks for events due to be applied again.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_interval: Duration,
+    /// Delay before the first retry of an event that failed; it doubles with each failure, up
+    /// to an hour.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_backoff: Duration,
+    /// How long after receipt failed events are retried automatically; after that they wait
+    /// for an operator's retry or a reconcile.
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry_for: Duration,
 }
 
 impl Default for Settings {
@@ -87,6 +114,14 @@ impl Default for Settings {
             stripe_webhook_secrets: Vec::new(),
             stripe_webhook_tolerance: Duration::from_secs(300),
             stripe_livemode: false,
+            stripe_secret_key: None,
+            stripe_api_base: "https://api.stripe.com/".into(),
+            stripe_timeout: Duration::from_secs(10),
+            stripe_sync_window: Duration::from_secs(35 * 24 * 3600),
+            past_due_grace: Duration::from_secs(7 * 24 * 3600),
+            webhook_retry_interval: Duration::from_secs(10),
+            webhook_retry_backoff: Duration::from_secs(30),
+            webhook_retry_for: Duration::from_secs(3 * 24 * 3600),
         }
     }
 }
@@ -192,6 +227,16 @@ fn deserialize_secret_list<'de, D: serde::Deserializer<'de>>(
         .filter(|item| !item.is_empty())
         .map(SecretString::from)
         .collect())
+}
+
+fn serialize_redacted_option<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_str("REDACTED"),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn serialize_redacted_list<S: Serializer>(

@@ -81,6 +81,14 @@ pub enum ApiError {
         /// Why, safe to show.
         detail: String,
     },
+    /// An outside service (Stripe) failed or refused the call (502).
+    #[error("{detail}")]
+    Upstream {
+        /// Stable code for why.
+        code: &'static str,
+        /// What the outside service said, safe to show.
+        detail: String,
+    },
     /// The database cannot be reached or is too busy right now (503); retrying later may work.
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable(#[source] anyhow::Error),
@@ -113,7 +121,8 @@ impl ApiError {
             Self::Invalid { code, .. }
             | Self::Conflict { code, .. }
             | Self::BadRequest { code, .. }
-            | Self::Unavailable { code, .. } => code,
+            | Self::Unavailable { code, .. }
+            | Self::Upstream { code, .. } => code,
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::Forbidden => "forbidden",
@@ -141,6 +150,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::Client { status, .. } => status.canonical_reason().unwrap_or("Client error"),
             Self::DatabaseUnavailable(_) | Self::Unavailable { .. } => "Service unavailable",
+            Self::Upstream { .. } => "Bad gateway",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -214,6 +224,7 @@ impl ResponseError for ApiError {
             Self::DatabaseUnavailable(_) | Self::Unavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

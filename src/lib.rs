@@ -5,6 +5,8 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod mirror;
+pub mod reconcile;
 pub mod routes;
 pub mod startup;
 pub mod store;

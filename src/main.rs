@@ -12,8 +12,11 @@ use tollgate::auth::issue_key;
 use tollgate::clock::SystemClock;
 use tollgate::config::{Overrides, Settings};
 use tollgate::domain::{ApiKeyId, KeyName, Role};
+use tollgate::mirror::{Mirror, RetryPolicy};
+use tollgate::reconcile::Reconcile;
 use tollgate::startup::Application;
 use tollgate::store::{self, RevokeOutcome, Store};
+use tollgate::stripe::client::StripeClient;
 
 /// Subscription billing and entitlement service for publishers with a metered paywall.
 ///
@@ -50,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Work with Stripe's API.
+    Stripe {
+        #[command(subcommand)]
+        command: StripeCommand,
+    },
     /// Print the effective configuration as TOML, secrets redacted.
     Config,
     /// Exit 0 when the service at the configured (or given) address answers /healthz with 200.
@@ -58,6 +66,14 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         address: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StripeCommand {
+    /// Reconcile: read every subscription and the invoices and refunds of the recent window
+    /// (stripe_sync_window) from Stripe and repair the mirror. Prints what it saw and changed,
+    /// as JSON, on standard output.
+    Sync,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,8 +156,42 @@ async fn run_async(command: Command, settings: Settings) -> anyhow::Result<()> {
             store.close().await;
             result
         }
+        Command::Stripe {
+            command: StripeCommand::Sync,
+        } => {
+            let store = open_migrated(&settings).await?;
+            let result = stripe_sync(&store, &settings).await;
+            store.close().await;
+            result
+        }
         Command::Config | Command::Healthcheck { .. } => Ok(()),
     }
+}
+
+async fn stripe_sync(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Result<()> {
+    let client = StripeClient::from_settings(settings)?.ok_or_else(|| {
+        anyhow::anyhow!("no Stripe secret key is configured (TOLLGATE_STRIPE_SECRET_KEY)")
+    })?;
+    let mirror = Mirror::new(
+        Arc::clone(store),
+        Arc::new(SystemClock),
+        RetryPolicy::from_settings(settings),
+        &prometheus::Registry::new(),
+    )?;
+    let reconcile = Reconcile {
+        client: &client,
+        store: store.as_ref(),
+        mirror: &mirror,
+        window: settings.stripe_sync_window,
+    };
+    let report = reconcile.run(chrono::Utc::now()).await?;
+    tracing::info!(?report, "reconcile finished");
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&report)?
+    )?;
+    Ok(())
 }
 
 async fn open_migrated(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {

@@ -18,8 +18,10 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{ApiError, PROBLEM_JSON};
+use crate::mirror::{Mirror, RetryPolicy};
 use crate::routes;
 use crate::store::{self, Store};
+use crate::stripe::client::StripeClient;
 
 /// What every handler may reach: one value, shared by all workers.
 pub struct AppState {
@@ -33,6 +35,10 @@ pub struct AppState {
     pub metrics: prometheus::Registry,
     /// Requests being served now, which a shutdown waits for.
     pub in_flight: InFlight,
+    /// Applies stored Stripe events.
+    pub mirror: Mirror,
+    /// Stripe's API, when a secret key is configured.
+    pub stripe: Option<StripeClient>,
 }
 
 /// Counts the requests being served, so that a shutdown can wait for them. actix-web's own
@@ -82,6 +88,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     in_flight: InFlight,
     shutdown_timeout: Duration,
+    mirror: Mirror,
 }
 
 impl Application {
@@ -113,6 +120,14 @@ impl Application {
             .mask_unmatched_patterns("UNMATCHED")
             .build()
             .map_err(|e| anyhow::anyhow!("building HTTP metrics: {e}"))?;
+        let mirror = Mirror::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            RetryPolicy::from_settings(&settings),
+            &registry,
+        )
+        .map_err(|e| anyhow::anyhow!("registering mirror metrics: {e}"))?;
+        let stripe = StripeClient::from_settings(&settings).context("configuring Stripe")?;
         let settings = Arc::new(settings);
         let in_flight = InFlight::default();
         let state = web::Data::new(AppState {
@@ -121,6 +136,8 @@ impl Application {
             settings: Arc::clone(&settings),
             metrics: registry,
             in_flight: in_flight.clone(),
+            mirror: mirror.clone(),
+            stripe,
         });
         let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
             .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
@@ -137,6 +154,7 @@ impl Application {
             store,
             in_flight,
             shutdown_timeout: settings.shutdown_timeout,
+            mirror,
         })
     }
 
@@ -150,8 +168,10 @@ impl Application {
         Arc::clone(&self.store)
     }
 
-    /// Serves until SIGTERM or SIGINT, then lets in-flight requests finish and closes the store.
+    /// Serves (and retries failed Stripe events) until SIGTERM or SIGINT, then lets in-flight
+    /// requests finish and closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let retries = self.mirror.spawn_retry_task();
         let handle = self.server.handle();
         let (in_flight, within) = (self.in_flight.clone(), self.shutdown_timeout);
         let signals = tokio::spawn(async move {
@@ -172,6 +192,7 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
+        retries.abort();
         self.store.close().await;
         tracing::info!("stopped");
         result

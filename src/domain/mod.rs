@@ -58,10 +58,64 @@ macro_rules! named_enum {
     };
 }
 
+/// Declares a string newtype that only holds values `$valid` accepts.
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $valid:expr, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The rule a value must follow, for error messages.
+            pub const RULE: &'static str = $rule;
+
+            /// Accepts `s` if it follows the rule.
+            pub fn parse(s: &str) -> Option<Self> {
+                let valid: fn(&str) -> bool = $valid;
+                valid(s).then(|| Self(s.to_owned()))
+            }
+
+            /// Rebuilds a value read back from the store.
+            pub fn from_stored(s: String) -> Self {
+                Self(s)
+            }
+
+            /// The value as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(deserializer)?;
+                Self::parse(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!("`{s}` is not valid: {}", Self::RULE))
+                })
+            }
+        }
+    };
+}
+
 pub mod api_key;
+pub mod billing;
+pub mod entitlements;
 pub mod plan;
+pub mod reader;
+pub mod subscription;
 pub mod webhook_event;
 
 pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
+pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
+pub use entitlements::{Held, Source, SourceKind};
 pub use plan::{Entitlement, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
+pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
+pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
 pub use webhook_event::{EventStatus, NewWebhookEvent, WebhookEvent};

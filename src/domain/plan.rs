@@ -1,9 +1,6 @@
 //! Plans: what is sold (one or more Stripe prices) and the entitlements it grants.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// Whether `s` is a slug: `[a-z0-9][a-z0-9_:-]{0,63}`. Plan ids and entitlement names are slugs,
 /// so they are safe in URLs, logs, tokens and CSV cells alike.
@@ -12,52 +9,6 @@ fn is_slug(s: &str) -> bool {
     matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
         && s.len() <= 64
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b':' | b'-'))
-}
-
-/// Declares a string newtype that only holds values `$valid` accepts.
-macro_rules! validated_string {
-    ($(#[$doc:meta])* $name:ident, $valid:expr, $rule:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// The rule a value must follow, for error messages.
-            pub const RULE: &'static str = $rule;
-
-            /// Accepts `s` if it follows the rule.
-            pub fn parse(s: &str) -> Option<Self> {
-                let valid: fn(&str) -> bool = $valid;
-                valid(s).then(|| Self(s.to_owned()))
-            }
-
-            /// Rebuilds a value read back from the store.
-            pub fn from_stored(s: String) -> Self {
-                Self(s)
-            }
-
-            /// The value as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(deserializer)?;
-                Self::parse(&s).ok_or_else(|| {
-                    serde::de::Error::custom(format!("`{s}` is not valid: {}", Self::RULE))
-                })
-            }
-        }
-    };
 }
 
 validated_string!(

@@ -40,6 +40,9 @@ pub struct NewWebhookEvent {
     pub note: Option<String>,
     /// When tollgate received it.
     pub received_at: DateTime<Utc>,
+    /// When the retry task should apply it if nothing has by then (the process may stop between
+    /// storing an event and applying it).
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A stored event, without its body.
@@ -69,6 +72,10 @@ pub struct WebhookEvent {
     pub received_at: DateTime<Utc>,
     /// When it was applied.
     pub applied_at: Option<DateTime<Utc>>,
+    /// When it will be tried again, if it will.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The customer whose link to a reader it waits for, if it does.
+    pub waiting_for: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! The route table: every route with its method, path and who may call it, in one list that both
 //! wires the application and tells tests what to check, so no route can go unguarded or untested.
 
+mod admin;
 mod health;
 mod json;
 mod keys;
 mod plans;
+mod readers;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -108,6 +110,36 @@ fn table() -> Vec<ApiRoute> {
             "/v1/admin/webhook-events",
             Access::ADMIN,
             web::route().to(webhooks::list),
+        ),
+        route(
+            Method::POST,
+            "/v1/admin/webhook-events/{event_id}/retry",
+            Access::ADMIN,
+            web::route().to(webhooks::retry),
+        ),
+        route(
+            Method::POST,
+            "/v1/admin/stripe/sync",
+            Access::ADMIN,
+            web::route().to(admin::sync),
+        ),
+        route(
+            Method::GET,
+            "/v1/readers/{reader_id}",
+            SERVICE,
+            web::route().to(readers::get),
+        ),
+        route(
+            Method::POST,
+            "/v1/readers/{reader_id}/grants",
+            Access::ADMIN,
+            web::route().to(readers::create_grant),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/readers/{reader_id}/grants/{grant_id}",
+            Access::ADMIN,
+            web::route().to(readers::revoke_grant),
         ),
         route(
             Method::GET,

@@ -12,6 +12,7 @@ use crate::routes::{page_limit, paginate, rfc3339};
 use crate::startup::AppState;
 use crate::store::EventFilter;
 use crate::stripe::event::Envelope;
+use crate::stripe::objects;
 use crate::stripe::signature;
 
 /// Largest webhook body accepted: invoices with many lines are large.
@@ -72,30 +73,49 @@ pub async fn receive(
     // Envelope::parse succeeded, so the body is valid JSON and therefore UTF-8.
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::MalformedJson("the body is not UTF-8".into()))?;
+    let now = state.clock.now();
     let other_mode = envelope.livemode != settings.stripe_livemode;
+    let applied_type = objects::is_applied(&envelope.kind);
+    let note = if other_mode {
+        Some(format!(
+            "a {} event, and tollgate applies {} events",
+            mode(envelope.livemode),
+            mode(settings.stripe_livemode)
+        ))
+    } else if !applied_type {
+        Some(format!("tollgate does not apply {} events", envelope.kind))
+    } else {
+        None
+    };
+    let status = if note.is_some() {
+        EventStatus::Skipped
+    } else {
+        EventStatus::Pending
+    };
     let event = NewWebhookEvent {
-        status: if other_mode {
-            EventStatus::Skipped
-        } else {
-            EventStatus::Pending
-        },
-        note: other_mode.then(|| {
-            format!(
-                "a {} event, and tollgate applies {} events",
-                mode(envelope.livemode),
-                mode(settings.stripe_livemode)
-            )
-        }),
+        status,
+        note,
         id: envelope.id,
         kind: envelope.kind,
         created: envelope.created,
         api_version: envelope.api_version,
         livemode: envelope.livemode,
         body: text,
-        received_at: state.clock.now(),
+        received_at: now,
+        // Should the process stop before applying it, the retry task will.
+        next_attempt_at: (status == EventStatus::Pending).then(|| {
+            now + chrono::TimeDelta::from_std(state.mirror.retry_policy().backoff)
+                .unwrap_or(chrono::TimeDelta::seconds(30))
+        }),
     };
     let new = state.store.record_webhook_event(&event).await?;
     tracing::info!(new, status = %event.status, "Stripe event received");
+    if status == EventStatus::Pending {
+        // Stored, so acknowledged whatever happens next: a failure is kept and retried.
+        if let Err(err) = state.mirror.apply(&event.id).await {
+            tracing::warn!(error = %err, "applying a stored Stripe event failed; it will be retried");
+        }
+    }
     Ok(HttpResponse::Ok().json(json!({ "received": true, "duplicate": !new })))
 }
 
@@ -149,6 +169,7 @@ pub async fn list(
         kind: query.kind,
         before: query.before,
         limit: limit + 1,
+        id: None,
     };
     let events = state.store.list_webhook_events(&filter).await?;
     let (events, next_cursor) = paginate(events, limit, |event| event.seq);
@@ -169,5 +190,50 @@ fn view(event: WebhookEvent) -> serde_json::Value {
         "note": event.note,
         "received_at": rfc3339(event.received_at),
         "applied_at": event.applied_at.map(rfc3339),
+        "next_attempt_at": event.next_attempt_at.map(rfc3339),
+        "waiting_for_customer": event.waiting_for,
     })
+}
+
+/// Applies one pending or failed event now, and shows where it stands afterwards.
+#[tracing::instrument(skip_all, fields(event_id = %event_id))]
+pub async fn retry(
+    state: web::Data<AppState>,
+    event_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no Stripe event `{event_id}` is stored"));
+    let event = state
+        .store
+        .stored_event(&event_id)
+        .await?
+        .ok_or_else(not_found)?;
+    match event.status {
+        EventStatus::Applied => {
+            return Err(ApiError::conflict(
+                "event_already_applied",
+                "the event is applied already; applying it again would change nothing",
+            ));
+        }
+        EventStatus::Skipped => {
+            return Err(ApiError::conflict(
+                "event_not_applicable",
+                "the event is of a type or Stripe mode tollgate does not apply",
+            ));
+        }
+        EventStatus::Pending | EventStatus::Failed => {}
+    }
+    let outcome = state.mirror.apply(&event.id).await?;
+    tracing::info!(?outcome, "Stripe event retried by an operator");
+    let filter = EventFilter {
+        id: Some(event.id.clone()),
+        limit: 1,
+        ..EventFilter::default()
+    };
+    let stored = state
+        .store
+        .list_webhook_events(&filter)
+        .await?
+        .pop()
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(view(stored)))
 }

@@ -4,6 +4,7 @@
 //! Instants are stored the same way in both backends, as integer Unix milliseconds, so ordering
 //! comparisons behave identically; ids and times are made in Rust and bound, never by SQL.
 
+mod mirror;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -16,8 +17,8 @@ use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::domain::{
-    ApiKey, ApiKeyId, EventStatus, KeyHash, NewApiKey, NewWebhookEvent, Plan, PlanId, PlanSpec,
-    StripePriceId, WebhookEvent,
+    ApiKey, ApiKeyId, Change, EventStatus, Grant, GrantId, KeyHash, NewApiKey, NewGrant,
+    NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId, StripePriceId, Subscription, WebhookEvent,
 };
 
 /// The database engines tollgate runs on.
@@ -142,6 +143,85 @@ pub struct EventFilter {
     pub before: Option<i64>,
     /// At most this many.
     pub limit: u32,
+    /// Only the event with this id.
+    pub id: Option<String>,
+}
+
+/// A stored event with what applying it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Stripe's event id.
+    pub id: String,
+    /// Its type.
+    pub kind: String,
+    /// Where it stands.
+    pub status: EventStatus,
+    /// The exact body Stripe sent.
+    pub body: String,
+    /// How often applying it was tried.
+    pub attempts: i64,
+    /// When tollgate received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// What operators should know about changes that were applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// How many mirrored objects changed.
+    pub changed: u64,
+    /// Customers newly linked to a reader: events waiting for them can be applied now.
+    pub linked_customers: Vec<String>,
+    /// Subscription item prices that belong to no plan, and so grant nothing.
+    pub foreign_prices: Vec<String>,
+    /// Refunds stored without an invoice: no payload or payment known yet links them to one.
+    pub unattributed_refunds: Vec<String>,
+    /// Anything else worth reading (an older snapshot ignored, a conflicting link).
+    pub notes: Vec<String>,
+}
+
+/// What applying a stored event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Applied now; the event is marked applied in the same transaction.
+    Applied(ApplyReport),
+    /// The event is not waiting to be applied (applied already, or skipped, or unknown).
+    NotPending,
+    /// It concerns a customer no reader is linked to yet; nothing changed.
+    Waiting {
+        /// The customer.
+        customer_id: String,
+    },
+}
+
+/// Why an event could not be applied, and when to try again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFailure {
+    /// What went wrong, for operators.
+    pub error: String,
+    /// The customer whose link to a reader it waits for, if that is why.
+    pub waiting_for: Option<String>,
+    /// When to try again; `None` to leave it to an operator.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// A Stripe customer linked to a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerLink {
+    /// `cus_...`.
+    pub id: String,
+    /// When Stripe deleted the customer, if it did.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Everything the mirror holds about one reader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReaderRecord {
+    /// Their Stripe customers, oldest link first.
+    pub customers: Vec<CustomerLink>,
+    /// Their subscriptions, by id.
+    pub subscriptions: Vec<Subscription>,
+    /// Their grants that were not revoked, expired ones included, by id.
+    pub grants: Vec<Grant>,
 }
 
 /// Everything tollgate keeps, as whole operations.
@@ -207,6 +287,57 @@ pub trait Store: Send + Sync + 'static {
         &self,
         filter: &EventFilter,
     ) -> Result<Vec<WebhookEvent>, StoreError>;
+
+    /// The stored event with this id, body included.
+    async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Applies `changes` of the stored event `id`, all in one transaction that also marks the
+    /// event applied, unless the event is no longer pending or failed: concurrent attempts apply
+    /// it once.
+    async fn apply_event(
+        &self,
+        id: &str,
+        changes: &[Change],
+        at: DateTime<Utc>,
+    ) -> Result<ApplyOutcome, StoreError>;
+
+    /// Marks a pending or failed event failed, with why and when to try again.
+    async fn fail_event(
+        &self,
+        id: &str,
+        failure: &EventFailure,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Ids of pending or failed events whose next attempt is due at `now`, oldest due first.
+    async fn due_events(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<String>, StoreError>;
+
+    /// Ids of failed events that wait for this customer's link to a reader, oldest first.
+    async fn events_waiting_for(&self, customer_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Applies changes read from Stripe by a reconcile at `at`, one transaction per change; a
+    /// change that is older than what the mirror holds changes nothing. The outcome of each
+    /// change, in order.
+    async fn apply_sync(
+        &self,
+        changes: &[Change],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ApplyOutcome>, StoreError>;
+
+    /// Everything the mirror holds about a reader.
+    async fn reader(&self, id: &ReaderId) -> Result<ReaderRecord, StoreError>;
+
+    /// Stores a grant.
+    async fn insert_grant(&self, grant: &NewGrant) -> Result<Grant, StoreError>;
+
+    /// Revokes a reader's grant from `at` on; `false` if the reader has no such grant (or it
+    /// was revoked before).
+    async fn revoke_grant(
+        &self,
+        reader: &ReaderId,
+        id: &GrantId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     /// Stops background work and closes every connection.
     async fn close(&self);

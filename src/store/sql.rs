@@ -8,10 +8,18 @@ use futures_util::future::BoxFuture;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use tokio::task::JoinHandle;
 
-use super::{Backend, EventFilter, PlanWrite, RevokeOutcome, Store, StoreError};
+use super::mirror::{
+    CustomerRow, GrantRow, ItemRow, PairRow, Step, SubscriptionRow, SubscriptionVersionRow,
+    VersionRow, assemble_grants, assemble_subscriptions,
+};
+use super::{
+    ApplyOutcome, ApplyReport, Backend, CustomerLink, EventFailure, EventFilter, PlanWrite,
+    ReaderRecord, RevokeOutcome, Store, StoreError, StoredEvent,
+};
 use crate::domain::{
-    ApiKey, ApiKeyId, Entitlement, EventStatus, KeyHash, KeyName, NewApiKey, NewWebhookEvent, Plan,
-    PlanId, PlanSpec, Role, StripePriceId, WebhookEvent,
+    ApiKey, ApiKeyId, Change, Entitlement, EventStatus, Grant, GrantId, KeyHash, KeyName,
+    NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId, Role, StripePriceId,
+    Version, WebhookEvent,
 };
 
 /// What differs between the backends.
@@ -31,7 +39,7 @@ pub(super) trait Dialect: Database {
 
 /// A [`Store`] over one sqlx pool.
 pub(super) struct SqlStore<DB: Database> {
-    pool: Pool<DB>,
+    pub(super) pool: Pool<DB>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -73,7 +81,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
 }
 
 /// Converts stored Unix milliseconds back into an instant.
-fn instant(millis: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn instant(millis: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(millis).ok_or_else(|| {
         StoreError::Other(anyhow::anyhow!("stored instant {millis} is out of range"))
     })
@@ -218,6 +226,8 @@ pub(super) struct WebhookEventRow {
     note: Option<String>,
     received_at: i64,
     applied_at: Option<i64>,
+    next_attempt_at: Option<i64>,
+    waiting_for: Option<String>,
 }
 
 impl TryFrom<WebhookEventRow> for WebhookEvent {
@@ -240,8 +250,21 @@ impl TryFrom<WebhookEventRow> for WebhookEvent {
             note: row.note,
             received_at: instant(row.received_at)?,
             applied_at: row.applied_at.map(instant).transpose()?,
+            next_attempt_at: row.next_attempt_at.map(instant).transpose()?,
+            waiting_for: row.waiting_for,
         })
     }
+}
+
+#[derive(FromRow)]
+pub(super) struct StoredEventRow {
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    status: String,
+    body: String,
+    attempts: i64,
+    received_at: i64,
 }
 
 /// `SELECT`s every column of an API key but its hash, followed by `$tail`.
@@ -270,6 +293,16 @@ where
     for<'r> PlanValueRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> WebhookEventRow: FromRow<'r, DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'r> VersionRow: FromRow<'r, DB::Row>,
+    for<'r> CustomerRow: FromRow<'r, DB::Row>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
+    for<'r> SubscriptionVersionRow: FromRow<'r, DB::Row>,
+    for<'r> SubscriptionRow: FromRow<'r, DB::Row>,
+    for<'r> ItemRow: FromRow<'r, DB::Row>,
+    for<'r> GrantRow: FromRow<'r, DB::Row>,
+    for<'r> PairRow: FromRow<'r, DB::Row>,
+    for<'r> StoredEventRow: FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         DB::BACKEND
@@ -471,8 +504,9 @@ where
     async fn record_webhook_event(&self, event: &NewWebhookEvent) -> Result<bool, StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO webhook_events \
-             (id, type, created, api_version, livemode, body, status, note, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+             (id, type, created, api_version, livemode, body, status, note, received_at, \
+             next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(event.id.clone())
         .bind(event.kind.clone())
@@ -483,6 +517,7 @@ where
         .bind(event.status.as_str().to_owned())
         .bind(event.note.clone())
         .bind(event.received_at.timestamp_millis())
+        .bind(event.next_attempt_at.map(|at| at.timestamp_millis()))
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&inserted) == 1)
@@ -494,9 +529,9 @@ where
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         sqlx::query_as::<DB, WebhookEventRow>(
             "SELECT seq, id, type, created, api_version, livemode, status, attempts, last_error, \
-             note, received_at, applied_at FROM webhook_events \
+             note, received_at, applied_at, next_attempt_at, waiting_for FROM webhook_events \
              WHERE ($1 = '' OR status = $1) AND ($2 = '' OR type = $2) AND seq < $3 \
-             ORDER BY seq DESC LIMIT $4",
+             AND ($5 = '' OR id = $5) ORDER BY seq DESC LIMIT $4",
         )
         .bind(
             filter
@@ -507,11 +542,275 @@ where
         .bind(filter.kind.clone().unwrap_or_default())
         .bind(filter.before.unwrap_or(i64::MAX))
         .bind(i64::from(filter.limit))
+        .bind(filter.id.clone().unwrap_or_default())
         .fetch_all(&self.pool)
         .await?
         .into_iter()
         .map(WebhookEvent::try_from)
         .collect()
+    }
+
+    async fn stored_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        sqlx::query_as::<DB, StoredEventRow>(
+            "SELECT id, type, status, body, attempts, received_at FROM webhook_events WHERE id = $1",
+        )
+        .bind(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| {
+            Ok(StoredEvent {
+                status: row
+                    .status
+                    .parse::<EventStatus>()
+                    .map_err(|e| StoreError::Other(e.into()))?,
+                id: row.id,
+                kind: row.kind,
+                body: row.body,
+                attempts: row.attempts,
+                received_at: instant(row.received_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply_event(
+        &self,
+        id: &str,
+        changes: &[Change],
+        at: DateTime<Utc>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        // Claiming the event first makes concurrent attempts queue on its row (or on SQLite's
+        // write lock); whoever comes second finds it applied and changes nothing.
+        let claimed = sqlx::query(
+            "UPDATE webhook_events SET status = 'applied', applied_at = $1, attempts = attempts + 1, \
+             last_error = NULL, waiting_for = NULL, next_attempt_at = NULL \
+             WHERE id = $2 AND status IN ('pending', 'failed')",
+        )
+        .bind(at.timestamp_millis())
+        .bind(id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&claimed) == 0 {
+            tx.rollback().await?;
+            return Ok(ApplyOutcome::NotPending);
+        }
+        let created =
+            sqlx::query_as::<DB, (i64,)>("SELECT created FROM webhook_events WHERE id = $1")
+                .bind(id.to_owned())
+                .fetch_one(&mut *tx)
+                .await?
+                .0;
+        let version = Version {
+            created,
+            source: id.to_owned(),
+        };
+        let mut report = ApplyReport::default();
+        for change in changes {
+            if let Step::Waiting(customer_id) =
+                Self::apply_change(&mut tx, change, &version, at, &mut report).await?
+            {
+                tx.rollback().await?;
+                return Ok(ApplyOutcome::Waiting { customer_id });
+            }
+        }
+        let mut notes = report.notes.clone();
+        if !report.unattributed_refunds.is_empty() {
+            notes.push(format!(
+                "refunds not attributed to an invoice yet: {}",
+                report.unattributed_refunds.join(", ")
+            ));
+        }
+        if !report.foreign_prices.is_empty() {
+            notes.push(format!(
+                "prices in no plan, granting nothing: {}",
+                report.foreign_prices.join(", ")
+            ));
+        }
+        sqlx::query("UPDATE webhook_events SET note = $1 WHERE id = $2")
+            .bind((!notes.is_empty()).then(|| notes.join("; ")))
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ApplyOutcome::Applied(report))
+    }
+
+    async fn fail_event(
+        &self,
+        id: &str,
+        failure: &EventFailure,
+        _at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_events SET status = 'failed', attempts = attempts + 1, last_error = $1, \
+             waiting_for = $2, next_attempt_at = $3 WHERE id = $4 AND status IN ('pending', 'failed')",
+        )
+        .bind(failure.error.clone())
+        .bind(failure.waiting_for.clone())
+        .bind(failure.next_attempt_at.map(|t| t.timestamp_millis()))
+        .bind(id.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn due_events(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_as::<DB, (String,)>(
+            "SELECT id FROM webhook_events WHERE next_attempt_at IS NOT NULL \
+             AND next_attempt_at <= $1 AND status IN ('pending', 'failed') \
+             ORDER BY next_attempt_at, seq LIMIT $2",
+        )
+        .bind(now.timestamp_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
+    }
+
+    async fn events_waiting_for(&self, customer_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_as::<DB, (String,)>(
+            "SELECT id FROM webhook_events WHERE waiting_for = $1 AND status = 'failed' \
+             ORDER BY created, id",
+        )
+        .bind(customer_id.to_owned())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
+    }
+
+    async fn apply_sync(
+        &self,
+        changes: &[Change],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ApplyOutcome>, StoreError> {
+        let version = Version::sync(at);
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let mut report = ApplyReport::default();
+            let outcome =
+                match Self::apply_change(&mut tx, change, &version, at, &mut report).await? {
+                    Step::Done => ApplyOutcome::Applied(report),
+                    Step::Waiting(customer_id) => ApplyOutcome::Waiting { customer_id },
+                };
+            tx.commit().await?;
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn reader(&self, id: &ReaderId) -> Result<ReaderRecord, StoreError> {
+        let reader = id.as_str().to_owned();
+        let customers = sqlx::query_as::<DB, CustomerRow>(
+            "SELECT id, reader_id, deleted_at FROM customers WHERE reader_id = $1 \
+             ORDER BY updated_at, id",
+        )
+        .bind(reader.clone())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(CustomerLink {
+                id: row.id,
+                deleted_at: row.deleted_at.map(instant).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let subscriptions = sqlx::query_as::<DB, SubscriptionRow>(
+            "SELECT s.id, s.customer_id, s.status, s.currency, s.current_period_start, \
+             s.current_period_end, s.cancel_at_period_end, s.cancel_at, s.canceled_at, s.ended_at, \
+             s.trial_end, s.past_due_since, s.version_created, s.version_source \
+             FROM subscriptions s JOIN customers c ON c.id = s.customer_id \
+             WHERE c.reader_id = $1 ORDER BY s.id",
+        )
+        .bind(reader.clone())
+        .fetch_all(&self.pool)
+        .await?;
+        let items = sqlx::query_as::<DB, ItemRow>(
+            "SELECT i.subscription_id, i.item_id, i.price_id, i.quantity \
+             FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id \
+             JOIN customers c ON c.id = s.customer_id \
+             WHERE c.reader_id = $1 ORDER BY i.subscription_id, i.position",
+        )
+        .bind(reader.clone())
+        .fetch_all(&self.pool)
+        .await?;
+        let grants = sqlx::query_as::<DB, GrantRow>(
+            "SELECT id, reader_id, expires_at, reason, created_at, created_by FROM grants \
+             WHERE reader_id = $1 AND revoked_at IS NULL ORDER BY id",
+        )
+        .bind(reader.clone())
+        .fetch_all(&self.pool)
+        .await?;
+        let entitlements = sqlx::query_as::<DB, PairRow>(
+            "SELECT e.grant_id AS owner, e.entitlement AS value FROM grant_entitlements e \
+             JOIN grants g ON g.id = e.grant_id WHERE g.reader_id = $1 AND g.revoked_at IS NULL \
+             ORDER BY e.grant_id, e.entitlement",
+        )
+        .bind(reader)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ReaderRecord {
+            customers,
+            subscriptions: assemble_subscriptions(subscriptions, items)?,
+            grants: assemble_grants(grants, entitlements)?,
+        })
+    }
+
+    async fn insert_grant(&self, grant: &NewGrant) -> Result<Grant, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        sqlx::query(
+            "INSERT INTO grants (id, reader_id, expires_at, reason, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(grant.id.as_str().to_owned())
+        .bind(grant.reader_id.as_str().to_owned())
+        .bind(grant.expires_at.timestamp_millis())
+        .bind(grant.reason.clone())
+        .bind(grant.created_at.timestamp_millis())
+        .bind(grant.created_by.clone())
+        .execute(&mut *tx)
+        .await?;
+        for entitlement in &grant.entitlements {
+            sqlx::query("INSERT INTO grant_entitlements (grant_id, entitlement) VALUES ($1, $2)")
+                .bind(grant.id.as_str().to_owned())
+                .bind(entitlement.as_str().to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Grant {
+            id: grant.id.clone(),
+            reader_id: grant.reader_id.clone(),
+            entitlements: grant.entitlements.clone(),
+            expires_at: instant(grant.expires_at.timestamp_millis())?,
+            reason: grant.reason.clone(),
+            created_at: instant(grant.created_at.timestamp_millis())?,
+            created_by: grant.created_by.clone(),
+        })
+    }
+
+    async fn revoke_grant(
+        &self,
+        reader: &ReaderId,
+        id: &GrantId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let revoked = sqlx::query(
+            "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND reader_id = $3 \
+             AND revoked_at IS NULL",
+        )
+        .bind(at.timestamp_millis())
+        .bind(id.as_str().to_owned())
+        .bind(reader.as_str().to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&revoked) == 1)
     }
 
     async fn close(&self) {

@@ -1,4 +1,6 @@
 //! Stripe: webhook signatures and the events they carry.
 
+pub mod client;
 pub mod event;
+pub mod objects;
 pub mod signature;

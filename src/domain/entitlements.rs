@@ -1,0 +1,257 @@
+//! What a reader is entitled to: the entitlements of their subscriptions in good standing, through
+//! the plans that own each item's price, plus their grants that have not expired.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::{Entitlement, Grant, Plan, PlanId, Standing, StripePriceId, Subscription};
+
+/// Where an entitlement comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A Stripe subscription.
+    Subscription,
+    /// A grant.
+    Grant,
+}
+
+/// One reason a reader holds an entitlement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// A subscription or a grant.
+    pub kind: SourceKind,
+    /// Its id.
+    pub id: String,
+    /// When it stops giving the entitlement; `None` while it renews.
+    pub lapses_at: Option<DateTime<Utc>>,
+}
+
+/// An entitlement a reader holds, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Held {
+    /// The entitlement.
+    pub name: Entitlement,
+    /// When the last of its sources lapses; `None` while one of them renews.
+    pub lapses_at: Option<DateTime<Utc>>,
+    /// Every source that gives it.
+    pub sources: Vec<Source>,
+}
+
+/// The plan each price belongs to, archived plans included: archiving stops new checkouts, not
+/// what existing subscribers hold.
+pub fn plans_by_price(plans: &[Plan]) -> HashMap<&StripePriceId, &Plan> {
+    plans
+        .iter()
+        .flat_map(|plan| {
+            plan.spec
+                .stripe_prices
+                .iter()
+                .map(move |price| (price, plan))
+        })
+        .collect()
+}
+
+/// The plan that owns `price`, if any.
+pub fn plan_of<'p>(
+    by_price: &HashMap<&StripePriceId, &'p Plan>,
+    price: &StripePriceId,
+) -> Option<&'p PlanId> {
+    by_price.get(price).map(|plan| &plan.id)
+}
+
+/// Everything a reader holds at `now`, by entitlement name.
+pub fn held(
+    subscriptions: &[Subscription],
+    plans: &[Plan],
+    grants: &[Grant],
+    now: DateTime<Utc>,
+    past_due_grace: TimeDelta,
+) -> Vec<Held> {
+    let by_price = plans_by_price(plans);
+    let mut sources: BTreeMap<&Entitlement, Vec<Source>> = BTreeMap::new();
+    for subscription in subscriptions {
+        let Standing::Good { until } = subscription.standing(now, past_due_grace) else {
+            continue;
+        };
+        let mut names: Vec<&Entitlement> = subscription
+            .items
+            .iter()
+            .filter_map(|item| by_price.get(&item.price))
+            .flat_map(|plan| &plan.spec.entitlements)
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            sources.entry(name).or_default().push(Source {
+                kind: SourceKind::Subscription,
+                id: subscription.id.clone(),
+                lapses_at: until,
+            });
+        }
+    }
+    for grant in grants.iter().filter(|grant| grant.is_active(now)) {
+        for name in &grant.entitlements {
+            sources.entry(name).or_default().push(Source {
+                kind: SourceKind::Grant,
+                id: grant.id.to_string(),
+                lapses_at: Some(grant.expires_at),
+            });
+        }
+    }
+    sources
+        .into_iter()
+        .map(|(name, sources)| Held {
+            name: name.clone(),
+            lapses_at: if sources.iter().any(|s| s.lapses_at.is_none()) {
+                None
+            } else {
+                sources.iter().filter_map(|s| s.lapses_at).max()
+            },
+            sources,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        GrantId, PlanSpec, ReaderId, SubscriptionItem, SubscriptionStatus, Version,
+    };
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    fn plan(id: &str, prices: &[&str], ents: &[&str], archived: bool) -> Plan {
+        Plan {
+            id: PlanId::parse(id).unwrap(),
+            spec: PlanSpec::new(
+                id.into(),
+                prices
+                    .iter()
+                    .map(|p| StripePriceId::parse(p).unwrap())
+                    .collect(),
+                ents.iter()
+                    .map(|e| Entitlement::parse(e).unwrap())
+                    .collect(),
+                0,
+                false,
+            )
+            .unwrap(),
+            created_at: at(0),
+            updated_at: at(0),
+            archived_at: archived.then(|| at(1)),
+        }
+    }
+
+    fn subscription(id: &str, status: SubscriptionStatus, prices: &[&str]) -> Subscription {
+        Subscription {
+            id: id.into(),
+            customer_id: "cus_1".into(),
+            status,
+            items: prices
+                .iter()
+                .enumerate()
+                .map(|(i, p)| SubscriptionItem {
+                    id: format!("si_{i}"),
+                    price: StripePriceId::parse(p).unwrap(),
+                    quantity: 1,
+                })
+                .collect(),
+            currency: None,
+            current_period_start: Some(at(0)),
+            current_period_end: Some(at(10_000)),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            ended_at: None,
+            trial_end: None,
+            past_due_since: None,
+            version: Version {
+                created: 1,
+                source: "evt_1".into(),
+            },
+        }
+    }
+
+    fn grant(ents: &[&str], expires: i64) -> Grant {
+        Grant {
+            id: GrantId::generate(),
+            reader_id: ReaderId::parse("r").unwrap(),
+            entitlements: ents
+                .iter()
+                .map(|e| Entitlement::parse(e).unwrap())
+                .collect(),
+            expires_at: at(expires),
+            reason: "gift".into(),
+            created_at: at(0),
+            created_by: None,
+        }
+    }
+
+    fn names(held: &[Held]) -> Vec<&str> {
+        held.iter().map(|h| h.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_base_plan_and_an_add_on_give_the_union_of_their_entitlements() {
+        let plans = [
+            plan(
+                "all-access",
+                &["price_base"],
+                &["articles", "ad_free"],
+                false,
+            ),
+            plan(
+                "regional",
+                &["price_addon"],
+                &["newsletters:regional"],
+                true,
+            ),
+        ];
+        let subs = [subscription(
+            "sub_1",
+            SubscriptionStatus::Active,
+            &["price_base", "price_addon", "price_foreign"],
+        )];
+        let held = held(&subs, &plans, &[], at(5_000), TimeDelta::days(7));
+        assert_eq!(
+            names(&held),
+            ["ad_free", "articles", "newsletters:regional"]
+        );
+        assert_eq!(held[1].sources[0].id, "sub_1");
+        assert_eq!(held[1].lapses_at, None);
+    }
+
+    #[test]
+    fn a_foreign_price_or_a_lapsed_subscription_gives_nothing() {
+        let plans = [plan("all-access", &["price_base"], &["articles"], false)];
+        let subs = [
+            subscription("sub_1", SubscriptionStatus::Active, &["price_foreign"]),
+            subscription("sub_2", SubscriptionStatus::Canceled, &["price_base"]),
+            subscription("sub_3", SubscriptionStatus::Paused, &["price_base"]),
+        ];
+        assert!(held(&subs, &plans, &[], at(5_000), TimeDelta::days(7)).is_empty());
+    }
+
+    #[test]
+    fn grants_add_to_subscriptions_until_they_expire() {
+        let plans = [plan("all-access", &["price_base"], &["articles"], false)];
+        let mut sub = subscription("sub_1", SubscriptionStatus::Active, &["price_base"]);
+        sub.cancel_at_period_end = true;
+        let grants = [
+            grant(&["articles", "reports"], 20_000),
+            grant(&["ad_free"], 4_000),
+        ];
+        let held = held(&[sub], &plans, &grants, at(5_000), TimeDelta::days(7));
+        assert_eq!(names(&held), ["articles", "reports"]);
+        assert_eq!(held[0].sources.len(), 2);
+        // The later of the subscription's period end and the grant's expiry.
+        assert_eq!(held[0].lapses_at, Some(at(20_000)));
+        assert_eq!(held[1].sources[0].kind, SourceKind::Grant);
+    }
+}
