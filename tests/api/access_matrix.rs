@@ -15,7 +15,10 @@ async fn call(
 ) -> reqwest::Response {
     let path = path
         .replace("{key_id}", "key_0123456789abcdef0123456789abcdef")
-        .replace("{plan_id}", "no-such-plan");
+        .replace("{plan_id}", "no-such-plan")
+        .replace("{reader_id}", "reader-1")
+        .replace("{grant_id}", "grt_0123456789abcdef0123456789abcdef")
+        .replace("{event_id}", "evt_none");
     let mut request = app.client.request(method.clone(), app.url(&path));
     if let Some(key) = key {
         request = request.bearer_auth(key);

@@ -14,6 +14,7 @@ use tollgate::clock::{Clock, ManualClock};
 use tollgate::config::Settings;
 use tollgate::domain::{KeyName, Role};
 use tollgate::startup::Application;
+use tollgate::store::Store;
 
 /// The instant every test app starts at.
 pub fn test_epoch() -> DateTime<Utc> {
@@ -129,6 +130,7 @@ pub struct TestApp {
     pub client: Client,
     pub admin_key: String,
     pub clock: ManualClock,
+    pub store: Arc<dyn Store>,
     proxy: Option<Proxy>,
     // Dropped last, after the server that uses it.
     pub db: TestDatabase,
@@ -143,6 +145,10 @@ pub struct Options {
     pub body_limit: Option<usize>,
     /// Overrides the Stripe webhook secrets (by default, [`WEBHOOK_SECRET`] alone).
     pub webhook_secrets: Option<Vec<&'static str>>,
+    /// How often failed events are retried (by default, rarely enough never to happen in a test).
+    pub retry_interval: Option<Duration>,
+    /// Stripe's API: base URL and secret key (by default, not configured).
+    pub stripe_api: Option<(String, &'static str)>,
 }
 
 /// The webhook signing secret test apps are configured with.
@@ -180,6 +186,11 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     if let Some(limit) = options.body_limit {
         settings.body_limit = limit;
     }
+    settings.webhook_retry_interval = options.retry_interval.unwrap_or(Duration::from_secs(3600));
+    if let Some((base, key)) = options.stripe_api {
+        settings.stripe_api_base = base;
+        settings.stripe_secret_key = Some(key.into());
+    }
     let clock = ManualClock::new(test_epoch());
     let app = Application::build(settings, Arc::new(clock.clone()))
         .await
@@ -204,6 +215,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
             .unwrap(),
         admin_key: admin.secret.expose().to_owned(),
         clock,
+        store,
         proxy,
         db,
     }
@@ -419,4 +431,83 @@ pub async fn problem(response: Response, status: u16, code: &str) -> serde_json:
     assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
     body
+}
+
+/// The instant `secs` Unix seconds name.
+pub fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap()
+}
+
+/// A Stripe event built from a fixture: its id and creation time replaced, then `edit` applied
+/// to its `data.object`.
+pub fn event(
+    fixture: &[u8],
+    id: &str,
+    created: i64,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Vec<u8> {
+    let mut event: serde_json::Value = serde_json::from_slice(fixture).unwrap();
+    event["id"] = id.into();
+    event["created"] = created.into();
+    edit(&mut event["data"]["object"]);
+    serde_json::to_vec(&event).unwrap()
+}
+
+impl TestApp {
+    /// Creates (or replaces) a plan with the admin key.
+    pub async fn put_plan(&self, id: &str, prices: &[&str], entitlements: &[&str]) {
+        let response = self
+            .client
+            .put(self.url(&format!("/v1/plans/{id}")))
+            .bearer_auth(&self.admin_key)
+            .json(&serde_json::json!({
+                "name": id,
+                "stripe_prices": prices,
+                "entitlements": entitlements,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "PUT plan {id}: {}",
+            response.status()
+        );
+    }
+
+    /// `GET /v1/readers/{id}` with the admin key.
+    pub async fn reader(&self, id: &str) -> serde_json::Value {
+        self.get_json(&format!("/v1/readers/{id}"), Some(&self.admin_key))
+            .await
+    }
+
+    /// The names of the entitlements a reader holds now.
+    pub async fn entitlements(&self, id: &str) -> Vec<String> {
+        self.reader(id).await["entitlements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Delivers a signed event, which must be acknowledged with 200.
+    pub async fn deliver_ok(&self, body: &[u8]) {
+        let response = self.deliver(body).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
+    /// The stored event with this id, as the admin listing shows it.
+    pub async fn stored_event(&self, id: &str) -> serde_json::Value {
+        let page = self
+            .get_json("/v1/admin/webhook-events?limit=500", Some(&self.admin_key))
+            .await;
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no stored event {id}"))
+    }
 }

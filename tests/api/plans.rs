@@ -13,7 +13,7 @@ fn all_access() -> Value {
 }
 
 impl TestApp {
-    async fn put_plan(&self, id: &str, body: &Value) -> reqwest::Response {
+    async fn put_plan_body(&self, id: &str, body: &Value) -> reqwest::Response {
         self.client
             .put(self.url(&format!("/v1/plans/{id}")))
             .bearer_auth(&self.admin_key)
@@ -41,7 +41,7 @@ fn instant(minutes_after_epoch: i64) -> String {
 #[tokio::test]
 async fn an_admin_creates_a_plan_and_a_service_key_reads_it_back() {
     let app = spawn_app().await;
-    let response = app.put_plan("all-access", &all_access()).await;
+    let response = app.put_plan_body("all-access", &all_access()).await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.unwrap();
     assert_eq!(
@@ -71,7 +71,9 @@ async fn an_admin_creates_a_plan_and_a_service_key_reads_it_back() {
 async fn putting_a_plan_again_replaces_it_and_keeps_its_creation_time() {
     let app = spawn_app().await;
     assert_eq!(
-        app.put_plan("all-access", &all_access()).await.status(),
+        app.put_plan_body("all-access", &all_access())
+            .await
+            .status(),
         201
     );
     app.clock.advance(chrono::Duration::minutes(3));
@@ -80,7 +82,7 @@ async fn putting_a_plan_again_replaces_it_and_keeps_its_creation_time() {
         "stripe_prices": ["price_1TPeerYearly01", "price_new"],
         "entitlements": ["reports"]
     });
-    let response = app.put_plan("all-access", &replacement).await;
+    let response = app.put_plan_body("all-access", &replacement).await;
     assert_eq!(response.status(), 200);
     let plan: Value = response.json().await.unwrap();
     assert_eq!(plan["name"], "All-Access (2027)");
@@ -96,20 +98,27 @@ async fn putting_a_plan_again_replaces_it_and_keeps_its_creation_time() {
 
     // The price the replacement dropped is free for another plan.
     let other = json!({ "name": "Monthly", "stripe_prices": ["price_1TPeerMonthly01"], "entitlements": ["articles"] });
-    assert_eq!(app.put_plan("monthly", &other).await.status(), 201);
+    assert_eq!(app.put_plan_body("monthly", &other).await.status(), 201);
 }
 
 #[tokio::test]
 async fn a_price_belongs_to_one_plan_at_most_and_a_conflict_changes_nothing() {
     let app = spawn_app().await;
     assert_eq!(
-        app.put_plan("all-access", &all_access()).await.status(),
+        app.put_plan_body("all-access", &all_access())
+            .await
+            .status(),
         201
     );
     let before = app.get_json("/v1/plans", Some(&app.admin_key)).await;
 
     let thief = json!({ "name": "Thief", "stripe_prices": ["price_other", "price_1TPeerYearly01"], "entitlements": ["articles"] });
-    let body = problem(app.put_plan("thief", &thief).await, 409, "price_in_use").await;
+    let body = problem(
+        app.put_plan_body("thief", &thief).await,
+        409,
+        "price_in_use",
+    )
+    .await;
     assert!(
         body["detail"].as_str().unwrap().contains("all-access"),
         "{body}"
@@ -117,8 +126,13 @@ async fn a_price_belongs_to_one_plan_at_most_and_a_conflict_changes_nothing() {
     // Also when the conflicting plan exists already.
     let existing =
         json!({ "name": "Other", "stripe_prices": ["price_other"], "entitlements": ["articles"] });
-    assert_eq!(app.put_plan("other", &existing).await.status(), 201);
-    problem(app.put_plan("other", &thief).await, 409, "price_in_use").await;
+    assert_eq!(app.put_plan_body("other", &existing).await.status(), 201);
+    problem(
+        app.put_plan_body("other", &thief).await,
+        409,
+        "price_in_use",
+    )
+    .await;
 
     let after = app
         .get_json("/v1/plans/all-access", Some(&app.admin_key))
@@ -141,7 +155,14 @@ async fn two_plans_racing_for_one_price_end_with_exactly_one_owner() {
     let mut racers = Vec::new();
     for n in 0..8 {
         let body = json!({ "name": format!("Racer {n}"), "stripe_prices": ["price_contested"], "entitlements": ["articles"] });
-        racers.push(async move { (n, app.put_plan(&format!("racer-{n}"), &body).await.status()) });
+        racers.push(async move {
+            (
+                n,
+                app.put_plan_body(&format!("racer-{n}"), &body)
+                    .await
+                    .status(),
+            )
+        });
     }
     let statuses = futures_util::future::join_all(racers).await;
     let winners: Vec<_> = statuses.iter().filter(|(_, s)| *s == 201).collect();
@@ -161,7 +182,9 @@ async fn an_archived_plan_still_reads_back_marked_archived_and_archiving_again_k
  {
     let app = spawn_app().await;
     assert_eq!(
-        app.put_plan("all-access", &all_access()).await.status(),
+        app.put_plan_body("all-access", &all_access())
+            .await
+            .status(),
         201
     );
     app.clock.advance(chrono::Duration::minutes(10));
@@ -176,7 +199,7 @@ async fn an_archived_plan_still_reads_back_marked_archived_and_archiving_again_k
     assert_eq!(again, archived);
     // Replacing an archived plan does not bring it back on sale.
     let replaced: Value = app
-        .put_plan("all-access", &all_access())
+        .put_plan_body("all-access", &all_access())
         .await
         .json()
         .await
@@ -211,13 +234,13 @@ async fn unknown_plans_are_404_problems() {
 async fn plans_that_break_a_rule_are_422_problems_and_store_nothing() {
     let app = spawn_app().await;
     problem(
-        app.put_plan("Not-Valid", &all_access()).await,
+        app.put_plan_body("Not-Valid", &all_access()).await,
         422,
         "invalid_plan_id",
     )
     .await;
     problem(
-        app.put_plan(&"a".repeat(65), &all_access()).await,
+        app.put_plan_body(&"a".repeat(65), &all_access()).await,
         422,
         "invalid_plan_id",
     )
@@ -247,7 +270,7 @@ async fn plans_that_break_a_rule_are_422_problems_and_store_nothing() {
         with("colour", json!("red")),
         json!({ "name": "No prices", "entitlements": ["articles"] }),
     ] {
-        let response = app.put_plan("all-access", &body).await;
+        let response = app.put_plan_body("all-access", &body).await;
         assert_eq!(response.status(), 422, "{body}");
         problem(response, 422, "invalid_body").await;
     }
@@ -259,7 +282,7 @@ async fn plans_that_break_a_rule_are_422_problems_and_store_nothing() {
 async fn legacy_stripe_plan_ids_are_accepted_as_prices() {
     let app = spawn_app().await;
     let body = json!({ "name": "Gold (2019)", "stripe_prices": ["plan_Gold2019"], "entitlements": ["articles"] });
-    let response = app.put_plan("gold", &body).await;
+    let response = app.put_plan_body("gold", &body).await;
     assert_eq!(response.status(), 201);
     let plan: Value = response.json().await.unwrap();
     assert_eq!(plan["stripe_prices"], json!(["plan_Gold2019"]));

@@ -47,8 +47,9 @@ async fn a_verified_event_is_stored_before_it_is_acknowledged() {
     assert_eq!(event["created"], "2025-11-13T02:13:23Z");
     assert_eq!(event["api_version"], "2025-09-30.clover");
     assert_eq!(event["livemode"], false);
-    assert_eq!(event["status"], "pending");
-    assert_eq!(event["attempts"], 0);
+    // Its metadata names the reader, so it is applied within the same delivery.
+    assert_eq!(event["status"], "applied");
+    assert_eq!(event["attempts"], 1);
     assert_eq!(listed["next_cursor"], Value::Null);
 }
 
@@ -175,6 +176,14 @@ async fn unknown_event_types_are_stored_and_acknowledged() {
     let listed = app.events("?type=radar.early_fraud_warning.created").await;
     assert_eq!(listed["items"][0]["id"], "evt_unknown_1");
     assert_eq!(listed["items"][0]["api_version"], Value::Null);
+    assert_eq!(listed["items"][0]["status"], "skipped");
+    assert!(
+        listed["items"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("does not apply radar.early_fraud_warning.created"),
+        "{listed}"
+    );
 }
 
 #[tokio::test]
@@ -294,7 +303,7 @@ async fn events_are_listed_newest_first_filtered_and_a_page_at_a_time() {
         1
     );
     assert_eq!(
-        app.events("?status=pending").await["items"]
+        app.events("?status=applied").await["items"]
             .as_array()
             .unwrap()
             .len(),
