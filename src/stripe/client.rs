@@ -202,8 +202,8 @@ impl StripeClient {
         stripe_client_core::VERSION.as_str().to_owned()
     }
 
-    /// `GET /v1/subscriptions?status=all&limit=100[&starting_after=..]`: every subscription,
-    /// canceled ones included.
+    /// `GET /v1/subscriptions?status=all&limit=100&expand[]=data.customer[&starting_after=..]`:
+    /// every subscription, canceled ones included, with its customer expanded.
     pub async fn list_subscriptions(
         &self,
         starting_after: Option<&str>,
@@ -213,6 +213,7 @@ impl StripeClient {
             &SubscriptionsQuery {
                 status: "all",
                 limit: PAGE_LIMIT,
+                expand: ["data.customer"],
                 starting_after,
             },
         )
@@ -287,6 +288,8 @@ impl StripeClient {
 struct SubscriptionsQuery<'a> {
     status: &'static str,
     limit: u32,
+    /// The customer comes as an object, so its metadata can name the reader.
+    expand: [&'static str; 1],
     #[serde(skip_serializing_if = "Option::is_none")]
     starting_after: Option<&'a str>,
 }
@@ -703,6 +706,8 @@ mod tests {
         );
         assert_eq!(seen[0].param("status"), Some("all"));
         assert_eq!(seen[0].param("limit"), Some("100"));
+        // Indexed, as Stripe's own libraries encode arrays.
+        assert_eq!(seen[0].param("expand[0]"), Some("data.customer"));
         assert_eq!(seen[0].param("starting_after"), None);
         // async-stripe pins the API version it was generated for (see the module docs).
         assert_eq!(seen[0].stripe_version, Some(StripeClient::api_version()));

@@ -103,7 +103,7 @@ fn reader_in_metadata(object: &Value) -> Option<ReaderId> {
     text(object, "/metadata/reader_id").and_then(|r| ReaderId::parse(&r))
 }
 
-/// A subscription snapshot, and the reader its metadata names.
+/// A subscription snapshot, and the reader its metadata (or its expanded customer's) names.
 pub fn subscription(
     object: &Value,
     version: Version,
@@ -163,7 +163,14 @@ pub fn subscription(
         past_due_since: None,
         version,
     };
-    Ok((subscription, reader_in_metadata(object)))
+    // A reconcile expands the customer, whose metadata may name the reader instead.
+    let reader_id = reader_in_metadata(object).or_else(|| {
+        object
+            .get("customer")
+            .filter(|c| c.is_object())
+            .and_then(reader_in_metadata)
+    });
+    Ok((subscription, reader_id))
 }
 
 /// An invoice snapshot with its lines.
@@ -411,6 +418,20 @@ mod tests {
             1_752_580_800
         );
         assert_eq!(reader_id, None);
+    }
+
+    #[test]
+    fn an_expanded_customer_may_name_the_reader_instead_of_the_subscription() {
+        let mut object = fixture("legacy_created")["data"]["object"].clone();
+        object["customer"] = serde_json::json!({
+            "id": "cus_Legacy0Reader07",
+            "object": "customer",
+            "metadata": { "reader_id": "reader-7" },
+        });
+        let (subscription, reader_id) =
+            subscription(&object, Version::sync(chrono::Utc::now())).unwrap();
+        assert_eq!(subscription.customer_id, "cus_Legacy0Reader07");
+        assert_eq!(reader_id.unwrap().as_str(), "reader-7");
     }
 
     #[test]

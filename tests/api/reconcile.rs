@@ -619,3 +619,33 @@ async fn the_command_line_reconcile_prints_its_report() {
     assert_eq!(app.entitlements("reader-42").await, ["articles"]);
     stripe.stop().await;
 }
+
+#[tokio::test]
+async fn a_reconcile_finds_the_reader_in_the_expanded_customers_metadata() {
+    let mut subscription = active_subscription(SUBSCRIPTION_42, CUSTOMER_42, None);
+    subscription["customer"] = json!({
+        "id": CUSTOMER_42,
+        "object": "customer",
+        "email": "reader42@example.org",
+        "metadata": { "reader_id": "reader-42" },
+    });
+    let stripe = FakeStripe::start(move |seen| match seen.path.as_str() {
+        "/v1/subscriptions" => list("/v1/subscriptions", false, vec![subscription.clone()]),
+        "/v1/invoices" => list("/v1/invoices", false, vec![]),
+        "/v1/refunds" => list("/v1/refunds", false, vec![]),
+        _ => unrecognized(seen),
+    })
+    .await;
+    let app = stripe.app().await;
+    app.put_plan("all-access", &[PRICE], &["articles"]).await;
+    app.clock.set(at(1_763_100_000));
+
+    let body = app.reconcile_ok().await;
+
+    assert_eq!(body["subscriptions"], counts(1, 1, 0));
+    assert_eq!(stripe.seen()[0].param("expand[0]"), Some("data.customer"));
+    let reader = app.reader("reader-42").await;
+    assert_eq!(reader["stripe_customer_id"], CUSTOMER_42);
+    assert_eq!(app.entitlements("reader-42").await, ["articles"]);
+    stripe.stop().await;
+}
