@@ -2,13 +2,17 @@
 //! `DATABASE_URL`), then command-line flags. Secrets never leave this module in clear text except
 //! through [`ExposeSecret`], and every rendering of the settings redacts them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use chrono_tz::Tz;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
+
+use crate::domain::{Audience, Entitlement, MeterPolicy, Period};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -94,6 +98,41 @@ pub struct Settings {
     /// for an operator's retry or a reconcile.
     #[serde(with = "humantime_serde")]
     pub webhook_retry_for: Duration,
+    /// Free articles per period for registered readers.
+    pub meter_registered_limit: u32,
+    /// `calendar_month` or `rolling_days:N`, for registered readers.
+    pub meter_registered_period: Period,
+    /// Free articles per period for anonymous devices; 0 asks them to register.
+    pub meter_anonymous_limit: u32,
+    /// `calendar_month` or `rolling_days:N`, for anonymous devices.
+    pub meter_anonymous_period: Period,
+    /// The IANA time zone calendar months are counted in, such as `Europe/Berlin`.
+    pub meter_time_zone: Tz,
+    /// Entitlements content may require that free views can unlock; anything else only
+    /// entitled readers see. In the environment, comma-separated.
+    #[serde(deserialize_with = "deserialize_list")]
+    pub meterable_entitlements: Vec<Entitlement>,
+    /// The `iss` claim of every token.
+    pub token_issuer: String,
+    /// The `aud` claim of every token: what sites check.
+    pub token_audience: String,
+    /// How long an entitlements token (`POST /v1/tokens`) is valid.
+    #[serde(with = "humantime_serde")]
+    pub entitlement_token_ttl: Duration,
+    /// How long a one-article unlock token (`POST /v1/access`) is valid.
+    #[serde(with = "humantime_serde")]
+    pub article_token_ttl: Duration,
+    /// `EdDSA` (Ed25519) or `ES256` (P-256), for keys tollgate generates.
+    pub signing_algorithm: SigningAlgorithm,
+    /// PKCS#8 PEM private keys managed by the operator: the first signs, the others stay
+    /// published in the JWKS (remove them once their tokens have expired). Empty: tollgate
+    /// generates keys and keeps them in the database. In the environment, comma-separated.
+    #[serde(deserialize_with = "deserialize_list")]
+    pub signing_key_files: Vec<PathBuf>,
+    /// How long an instance keeps a reader's entitlements in memory; a change another instance
+    /// made (a webhook, a revoked grant) reaches this one within this time. `0s` turns it off.
+    #[serde(with = "humantime_serde")]
+    pub entitlement_cache_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -122,6 +161,45 @@ impl Default for Settings {
             webhook_retry_interval: Duration::from_secs(10),
             webhook_retry_backoff: Duration::from_secs(30),
             webhook_retry_for: Duration::from_secs(3 * 24 * 3600),
+            meter_registered_limit: 3,
+            meter_registered_period: Period::CalendarMonth,
+            meter_anonymous_limit: 0,
+            meter_anonymous_period: Period::CalendarMonth,
+            meter_time_zone: Tz::UTC,
+            meterable_entitlements: vec![Entitlement::from_stored("articles".into())],
+            token_issuer: "tollgate".into(),
+            token_audience: "paywall".into(),
+            entitlement_token_ttl: Duration::from_secs(15 * 60),
+            article_token_ttl: Duration::from_secs(15 * 60),
+            signing_algorithm: SigningAlgorithm::EdDsa,
+            signing_key_files: Vec::new(),
+            entitlement_cache_ttl: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The signature algorithms tokens can be signed with: both asymmetric, both fast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum SigningAlgorithm {
+    /// Ed25519 signatures (RFC 8037): the default.
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+    /// ECDSA on P-256 with SHA-256, for verifiers without Ed25519.
+    #[serde(rename = "ES256")]
+    Es256,
+}
+
+impl Settings {
+    /// The meter rule of an audience.
+    pub fn meter_policy(&self, audience: Audience) -> MeterPolicy {
+        let (limit, period) = match audience {
+            Audience::Registered => (self.meter_registered_limit, self.meter_registered_period),
+            Audience::Anonymous => (self.meter_anonymous_limit, self.meter_anonymous_period),
+        };
+        MeterPolicy {
+            limit,
+            period,
+            time_zone: self.meter_time_zone,
         }
     }
 }
@@ -204,6 +282,33 @@ pub fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         Err(_) => "[REDACTED: not a URL]".to_owned(),
+    }
+}
+
+/// Reads a list from a TOML array or from one comma-separated string (environment).
+fn deserialize_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::IntoDeserializer;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        Joined(String),
+        List(Vec<T>),
+    }
+    match OneOrMany::<T>::deserialize(deserializer)? {
+        OneOrMany::List(list) => Ok(list),
+        OneOrMany::Joined(joined) => joined
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                T::deserialize(item.to_owned().into_deserializer())
+                    .map_err(|e: serde::de::value::Error| serde::de::Error::custom(e))
+            })
+            .collect(),
     }
 }
 
@@ -371,6 +476,58 @@ mod tests {
             assert_eq!(settings.stripe_webhook_secrets.len(), 1);
             assert_eq!(settings.stripe_webhook_tolerance, Duration::from_secs(300));
             assert!(!settings.stripe_livemode);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_meter_policy_and_token_settings_read_from_the_environment() {
+        Jail::expect_with(|jail| {
+            let settings = Settings::load(None, Overrides::default()).unwrap();
+            let registered = settings.meter_policy(Audience::Registered);
+            assert_eq!(
+                (registered.limit, registered.period),
+                (3, Period::CalendarMonth)
+            );
+            assert_eq!(settings.meter_policy(Audience::Anonymous).limit, 0);
+            assert_eq!(settings.meter_time_zone, Tz::UTC);
+            assert_eq!(settings.signing_algorithm, SigningAlgorithm::EdDsa);
+
+            jail.set_env("TOLLGATE_METER_REGISTERED_LIMIT", "5");
+            jail.set_env("TOLLGATE_METER_REGISTERED_PERIOD", "rolling_days:30");
+            jail.set_env("TOLLGATE_METER_TIME_ZONE", "Europe/Berlin");
+            jail.set_env("TOLLGATE_METERABLE_ENTITLEMENTS", "articles, reports");
+            jail.set_env("TOLLGATE_SIGNING_ALGORITHM", "ES256");
+            jail.set_env("TOLLGATE_ARTICLE_TOKEN_TTL", "2m");
+            let settings = Settings::load(None, Overrides::default()).unwrap();
+            let registered = settings.meter_policy(Audience::Registered);
+            assert_eq!(
+                (registered.limit, registered.period),
+                (5, Period::RollingDays(30))
+            );
+            assert_eq!(registered.time_zone, chrono_tz::Europe::Berlin);
+            let meterable: Vec<&str> = settings
+                .meterable_entitlements
+                .iter()
+                .map(Entitlement::as_str)
+                .collect();
+            assert_eq!(meterable, ["articles", "reports"]);
+            assert_eq!(settings.signing_algorithm, SigningAlgorithm::Es256);
+            assert_eq!(settings.article_token_ttl, Duration::from_secs(120));
+
+            for (key, bad) in [
+                ("TOLLGATE_METER_TIME_ZONE", "Mars/Olympus"),
+                ("TOLLGATE_METER_REGISTERED_PERIOD", "monthly"),
+                ("TOLLGATE_METERABLE_ENTITLEMENTS", "Not Valid"),
+                ("TOLLGATE_SIGNING_ALGORITHM", "HS256"),
+            ] {
+                jail.set_env(key, bad);
+                assert!(
+                    Settings::load(None, Overrides::default()).is_err(),
+                    "{key}={bad}"
+                );
+                jail.clear_env();
+            }
             Ok(())
         });
     }

@@ -1,5 +1,6 @@
 //! tollgate: subscription billing and entitlement service for publishers with a metered paywall.
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -12,3 +13,4 @@ pub mod startup;
 pub mod store;
 pub mod stripe;
 pub mod telemetry;
+pub mod tokens;

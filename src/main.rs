@@ -17,6 +17,7 @@ use tollgate::reconcile::Reconcile;
 use tollgate::startup::Application;
 use tollgate::store::{self, RevokeOutcome, Store};
 use tollgate::stripe::client::StripeClient;
+use tollgate::tokens::Tokens;
 
 /// Subscription billing and entitlement service for publishers with a metered paywall.
 ///
@@ -53,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Rotate and list the keys that sign entitlement tokens.
+    SigningKeys {
+        #[command(subcommand)]
+        command: SigningKeysCommand,
+    },
     /// Work with Stripe's API.
     Stripe {
         #[command(subcommand)]
@@ -74,6 +80,16 @@ enum StripeCommand {
     /// (stripe_sync_window) from Stripe and repair the mirror. Prints what it saw and changed,
     /// as JSON, on standard output.
     Sync,
+}
+
+#[derive(Debug, Subcommand)]
+enum SigningKeysCommand {
+    /// Make a new key sign from now on and print its id; the old key stays in the JWKS until
+    /// every token it signed has expired. Running instances pick the new key up within 10 s.
+    Rotate,
+    /// List the keys in use or still published, one per line, tab-separated: kid, algorithm,
+    /// current or retired, created, retired, published until.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +172,12 @@ async fn run_async(command: Command, settings: Settings) -> anyhow::Result<()> {
             store.close().await;
             result
         }
+        Command::SigningKeys { command } => {
+            let store = open_migrated(&settings).await?;
+            let result = signing_keys(&store, &settings, command).await;
+            store.close().await;
+            result
+        }
         Command::Stripe {
             command: StripeCommand::Sync,
         } => {
@@ -191,6 +213,39 @@ async fn stripe_sync(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Res
         "{}",
         serde_json::to_string_pretty(&report)?
     )?;
+    Ok(())
+}
+
+async fn signing_keys(
+    store: &Arc<dyn Store>,
+    settings: &Settings,
+    command: SigningKeysCommand,
+) -> anyhow::Result<()> {
+    let tokens = Tokens::start(Arc::clone(store), Arc::new(SystemClock), settings).await?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        SigningKeysCommand::Rotate => {
+            let (kid, _) = tokens.rotate().await?;
+            writeln!(out, "{kid}")?;
+        }
+        SigningKeysCommand::List => {
+            let shown = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
+            };
+            for key in tokens.keys() {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    key.kid,
+                    key.algorithm,
+                    if key.current { "current" } else { "retired" },
+                    shown(key.created_at),
+                    shown(key.retired_at),
+                    shown(key.published_until),
+                )?;
+            }
+        }
+    }
     Ok(())
 }
 

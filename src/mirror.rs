@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::task::JoinHandle;
 
+use crate::access::EntitlementCache;
 use crate::clock::Clock;
 use crate::domain::EventStatus;
 use crate::store::{ApplyOutcome, EventFailure, Store, StoreError};
@@ -109,6 +110,7 @@ pub struct Mirror {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     metrics: Metrics,
+    cache: Option<EntitlementCache>,
 }
 
 impl Mirror {
@@ -124,7 +126,16 @@ impl Mirror {
             clock,
             retry,
             metrics: Metrics::new(registry)?,
+            cache: None,
         })
+    }
+
+    /// Empties `cache` whenever an applied event changes the mirror.
+    pub fn with_cache(self, cache: EntitlementCache) -> Self {
+        Self {
+            cache: Some(cache),
+            ..self
+        }
     }
 
     /// The retry policy.
@@ -173,6 +184,9 @@ impl Mirror {
         match self.store.apply_event(&event.id, &changes, now).await? {
             ApplyOutcome::Applied(report) => {
                 self.count(&event.kind, "applied");
+                if let Some(cache) = self.cache.as_ref().filter(|_| report.changed > 0) {
+                    cache.forget_all();
+                }
                 for price in &report.foreign_prices {
                     self.metrics.foreign_items.with_label_values(&[price]).inc();
                 }

@@ -15,6 +15,7 @@ use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::access::{AccessService, EntitlementCache};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{ApiError, PROBLEM_JSON};
@@ -22,6 +23,7 @@ use crate::mirror::{Mirror, RetryPolicy};
 use crate::routes;
 use crate::store::{self, Store};
 use crate::stripe::client::StripeClient;
+use crate::tokens::Tokens;
 
 /// What every handler may reach: one value, shared by all workers.
 pub struct AppState {
@@ -39,6 +41,8 @@ pub struct AppState {
     pub mirror: Mirror,
     /// Stripe's API, when a secret key is configured.
     pub stripe: Option<StripeClient>,
+    /// Access decisions, the meter and tokens.
+    pub access: AccessService,
 }
 
 /// Counts the requests being served, so that a shutdown can wait for them. actix-web's own
@@ -89,6 +93,7 @@ pub struct Application {
     in_flight: InFlight,
     shutdown_timeout: Duration,
     mirror: Mirror,
+    tokens: Tokens,
 }
 
 impl Application {
@@ -102,11 +107,11 @@ impl Application {
             .migrate()
             .await
             .context("applying database migrations")?;
-        Self::with_store(settings, clock, store)
+        Self::with_store(settings, clock, store).await
     }
 
     /// Builds the server over a store that is already open and migrated.
-    pub fn with_store(
+    pub async fn with_store(
         settings: Settings,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
@@ -120,15 +125,27 @@ impl Application {
             .mask_unmatched_patterns("UNMATCHED")
             .build()
             .map_err(|e| anyhow::anyhow!("building HTTP metrics: {e}"))?;
+        let cache = EntitlementCache::new(settings.entitlement_cache_ttl);
         let mirror = Mirror::new(
             Arc::clone(&store),
             Arc::clone(&clock),
             RetryPolicy::from_settings(&settings),
             &registry,
         )
-        .map_err(|e| anyhow::anyhow!("registering mirror metrics: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("registering mirror metrics: {e}"))?
+        .with_cache(cache.clone());
+        let tokens = Tokens::start(Arc::clone(&store), Arc::clone(&clock), &settings)
+            .await
+            .context("loading the token signing keys")?;
         let stripe = StripeClient::from_settings(&settings).context("configuring Stripe")?;
         let settings = Arc::new(settings);
+        let access = AccessService::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            Arc::clone(&settings),
+            cache,
+            tokens.clone(),
+        );
         let in_flight = InFlight::default();
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
@@ -138,6 +155,7 @@ impl Application {
             in_flight: in_flight.clone(),
             mirror: mirror.clone(),
             stripe,
+            access,
         });
         let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
             .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
@@ -155,6 +173,7 @@ impl Application {
             in_flight,
             shutdown_timeout: settings.shutdown_timeout,
             mirror,
+            tokens,
         })
     }
 
@@ -172,6 +191,7 @@ impl Application {
     /// requests finish and closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let retries = self.mirror.spawn_retry_task();
+        let key_refresh = self.tokens.spawn_refresh_task();
         let handle = self.server.handle();
         let (in_flight, within) = (self.in_flight.clone(), self.shutdown_timeout);
         let signals = tokio::spawn(async move {
@@ -193,6 +213,7 @@ impl Application {
         let result = self.server.await;
         signals.abort();
         retries.abort();
+        key_refresh.abort();
         self.store.close().await;
         tracing::info!("stopped");
         result

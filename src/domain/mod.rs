@@ -107,6 +107,7 @@ macro_rules! validated_string {
 pub mod api_key;
 pub mod billing;
 pub mod entitlements;
+pub mod meter;
 pub mod plan;
 pub mod reader;
 pub mod subscription;
@@ -115,6 +116,9 @@ pub mod webhook_event;
 pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
 pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
+pub use meter::{
+    ArticleId, Audience, MeterPolicy, MeterState, MeterSubject, Period, Usage, Window,
+};
 pub use plan::{Entitlement, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
 pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};

@@ -27,6 +27,7 @@ pub async fn sync(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
             SyncError::Store(err) => ApiError::from(err),
             SyncError::Stripe(err) => stripe_problem(err),
         })?;
+    state.access.cache().forget_all();
     tracing::info!(?report, "reconcile finished");
     Ok(HttpResponse::Ok().json(report))
 }

@@ -1,6 +1,7 @@
 //! The route table: every route with its method, path and who may call it, in one list that both
 //! wires the application and tells tests what to check, so no route can go unguarded or untested.
 
+mod access;
 mod admin;
 mod health;
 mod json;
@@ -140,6 +141,36 @@ fn table() -> Vec<ApiRoute> {
             "/v1/readers/{reader_id}/grants/{grant_id}",
             Access::ADMIN,
             web::route().to(readers::revoke_grant),
+        ),
+        route(
+            Method::POST,
+            "/v1/readers/{reader_id}/merge",
+            SERVICE,
+            web::route().to(access::merge),
+        ),
+        route(
+            Method::POST,
+            "/v1/access",
+            SERVICE,
+            web::route().to(access::decide),
+        ),
+        route(
+            Method::POST,
+            "/v1/tokens",
+            SERVICE,
+            web::route().to(access::token),
+        ),
+        route(
+            Method::GET,
+            "/.well-known/jwks.json",
+            Public,
+            web::route().to(access::jwks),
+        ),
+        route(
+            Method::POST,
+            "/v1/admin/signing-keys/rotate",
+            Access::ADMIN,
+            web::route().to(access::rotate_signing_key),
         ),
         route(
             Method::GET,

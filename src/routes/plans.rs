@@ -83,7 +83,10 @@ pub async fn put(
         body.allow_promotion_codes,
     )
     .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
-    match state.store.put_plan(&id, &spec, state.clock.now()).await? {
+    let written = state.store.put_plan(&id, &spec, state.clock.now()).await?;
+    // What a plan grants changes what its subscribers hold.
+    state.access.cache().forget_all();
+    match written {
         PlanWrite::Created(plan) => {
             tracing::info!("plan created");
             Ok(HttpResponse::Created().json(PlanView::from(plan)))
@@ -140,6 +143,7 @@ pub async fn archive(
         .archive_plan(&known_id(&plan_id)?, state.clock.now())
         .await?
         .ok_or_else(|| not_found(&plan_id))?;
+    state.access.cache().forget_all();
     tracing::info!("plan archived");
     Ok(HttpResponse::Ok().json(PlanView::from(plan)))
 }

@@ -8,14 +8,15 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::domain::entitlements::{held, plan_of, plans_by_price};
-use crate::domain::{Entitlement, Grant, GrantId, NewGrant, ReaderId, Standing};
+use crate::domain::{Entitlement, Grant, GrantId, MeterSubject, NewGrant, ReaderId, Standing};
 use crate::error::ApiError;
+use crate::routes::access::meter_view;
 use crate::routes::json::ApiJson;
 use crate::routes::rfc3339;
 use crate::startup::AppState;
 
 /// The reader id in a path: one that breaks the rule is refused before anything is read.
-fn reader_id(raw: &str) -> Result<ReaderId, ApiError> {
+pub(crate) fn reader_id(raw: &str) -> Result<ReaderId, ApiError> {
     ReaderId::parse(raw).ok_or_else(|| {
         ApiError::invalid(
             "invalid_reader_id",
@@ -87,6 +88,10 @@ pub async fn get(
         })
         .collect();
     let grants: Vec<Value> = record.grants.iter().map(|g| grant_view(g, now)).collect();
+    let meter = state
+        .access
+        .meter(&MeterSubject::reader(id.clone()))
+        .await?;
     // The customer a portal session would use: the latest link Stripe has not deleted.
     let customer = record
         .customers
@@ -100,6 +105,7 @@ pub async fn get(
         "entitlements": entitlements,
         "subscriptions": subscriptions,
         "grants": grants,
+        "meter": meter_view(&meter),
     })))
 }
 
@@ -145,6 +151,7 @@ pub async fn create_grant(
     )
     .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
     let grant = state.store.insert_grant(&grant).await?;
+    state.access.cache().forget_reader(&grant.reader_id);
     tracing::info!(grant_id = %grant.id, "grant created");
     Ok(HttpResponse::Created()
         .insert_header((
@@ -173,6 +180,7 @@ pub async fn revoke_grant(
         .revoke_grant(&reader, &grant, state.clock.now())
         .await?
     {
+        state.access.cache().forget_reader(&reader);
         tracing::info!("grant revoked");
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -4,6 +4,7 @@
 //! Instants are stored the same way in both backends, as integer Unix milliseconds, so ordering
 //! comparisons behave identically; ids and times are made in Rust and bound, never by SQL.
 
+mod meter;
 mod mirror;
 mod postgres;
 mod sql;
@@ -17,8 +18,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::domain::{
-    ApiKey, ApiKeyId, Change, EventStatus, Grant, GrantId, KeyHash, NewApiKey, NewGrant,
-    NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId, StripePriceId, Subscription, WebhookEvent,
+    ApiKey, ApiKeyId, ArticleId, Change, EventStatus, Grant, GrantId, KeyHash, MeterSubject,
+    NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId, StripePriceId,
+    Subscription, Usage, WebhookEvent, Window,
 };
 
 /// The database engines tollgate runs on.
@@ -224,6 +226,75 @@ pub struct ReaderRecord {
     pub grants: Vec<Grant>,
 }
 
+/// A request to unlock one article on one meter.
+#[derive(Debug, Clone)]
+pub struct UnlockRequest {
+    /// Whose meter.
+    pub subject: MeterSubject,
+    /// The article.
+    pub article: ArticleId,
+    /// The window the meter counts in now (its `now` is the unlock's time).
+    pub window: Window,
+    /// Free articles per period.
+    pub limit: u32,
+}
+
+/// What an unlock request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlockOutcome {
+    /// The article was unlocked now and counted.
+    Unlocked,
+    /// The article had been unlocked in this window; nothing was counted.
+    AlreadyUnlocked,
+    /// The meter is full; nothing changed.
+    Exhausted,
+}
+
+/// An unlock's outcome with the meter's usage after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unlock {
+    /// What happened.
+    pub outcome: UnlockOutcome,
+    /// The meter afterwards.
+    pub usage: Usage,
+}
+
+/// What merging a device's meter into a reader's did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeReport {
+    /// Articles moved into the reader's meter.
+    pub moved: u32,
+    /// Articles the reader had unlocked already; they left the device without counting again.
+    pub already_unlocked: u32,
+    /// Articles that did not fit under the reader's limit; they stay with the device.
+    pub left_over: u32,
+    /// The reader's meter afterwards.
+    pub usage: Usage,
+}
+
+/// A token signing key tollgate generated and keeps in the database.
+#[derive(Debug, Clone)]
+pub struct StoredSigningKey {
+    /// The key id in token headers and the JWKS.
+    pub kid: String,
+    /// `EdDSA` or `ES256`.
+    pub algorithm: String,
+    /// The private key, PKCS#8 PEM.
+    pub private_key_pem: secrecy::SecretString,
+    /// The public key as a JWK (JSON).
+    pub public_jwk: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When a newer key took over signing; `None` for the current key.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// Which of `shards` queues a subject's unlocks go to: always the same one for a subject.
+pub fn lock_shard(subject: &MeterSubject, shards: usize) -> usize {
+    let shards = shards.max(1) as u64;
+    (meter::lock_key(subject) as u64 % shards) as usize
+}
+
 /// Everything tollgate keeps, as whole operations.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -338,6 +409,48 @@ pub trait Store: Send + Sync + 'static {
         id: &GrantId,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+
+    /// What `subject` unlocked in `window`, and whether `article` is among it.
+    async fn meter_usage(
+        &self,
+        subject: &MeterSubject,
+        article: Option<&ArticleId>,
+        window: &Window,
+    ) -> Result<Usage, StoreError>;
+
+    /// Unlocks each request's article unless its meter is full, all in one durable transaction
+    /// that takes each subject's lock first: concurrent requests (in any number of instances)
+    /// never unlock more than the limit. The answers come in the order of `requests`.
+    async fn unlock(&self, requests: &[UnlockRequest]) -> Result<Vec<Unlock>, StoreError>;
+
+    /// Moves a device's unlocks of its current window into a reader's meter, never beyond
+    /// `limit`, under both subjects' locks.
+    async fn merge_meter(
+        &self,
+        device: &MeterSubject,
+        device_window: &Window,
+        reader: &MeterSubject,
+        reader_window: &Window,
+        limit: u32,
+    ) -> Result<MergeReport, StoreError>;
+
+    /// Every stored signing key, newest first.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+
+    /// Stores `key` as the current signing key unless one is current already (another instance
+    /// may have made one at the same moment); the current key either way.
+    async fn ensure_signing_key(
+        &self,
+        key: &StoredSigningKey,
+    ) -> Result<StoredSigningKey, StoreError>;
+
+    /// Makes `key` the current signing key and retires the one before it at `at`; the retired
+    /// key's id, if there was one.
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Stops background work and closes every connection.
     async fn close(&self);

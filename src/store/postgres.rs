@@ -14,6 +14,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
+    const LOCK_SUBJECT: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
     const BEGIN_WRITE: &'static str = "BEGIN";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use secrecy::ExposeSecret;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use tokio::task::JoinHandle;
 
@@ -13,13 +14,14 @@ use super::mirror::{
     VersionRow, assemble_grants, assemble_subscriptions,
 };
 use super::{
-    ApplyOutcome, ApplyReport, Backend, CustomerLink, EventFailure, EventFilter, PlanWrite,
-    ReaderRecord, RevokeOutcome, Store, StoreError, StoredEvent,
+    ApplyOutcome, ApplyReport, Backend, CustomerLink, EventFailure, EventFilter, MergeReport,
+    PlanWrite, ReaderRecord, RevokeOutcome, Store, StoreError, StoredEvent, StoredSigningKey,
+    Unlock, UnlockRequest, meter,
 };
 use crate::domain::{
-    ApiKey, ApiKeyId, Change, Entitlement, EventStatus, Grant, GrantId, KeyHash, KeyName,
-    NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId, Role, StripePriceId,
-    Version, WebhookEvent,
+    ApiKey, ApiKeyId, ArticleId, Change, Entitlement, EventStatus, Grant, GrantId, KeyHash,
+    KeyName, MeterSubject, NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId,
+    Role, StripePriceId, Usage, Version, WebhookEvent, Window,
 };
 
 /// What differs between the backends.
@@ -29,6 +31,9 @@ pub(super) trait Dialect: Database {
     /// Starts a transaction that will write. SQLite must take the write lock up front, or two
     /// readers that both try to upgrade deadlock; PostgreSQL's row locks need no such thing.
     const BEGIN_WRITE: &'static str;
+    /// Takes a transaction-scoped lock on a meter subject's key (`$1`, a BIGINT), or `None`
+    /// where the write transaction already excludes every other writer.
+    const LOCK_SUBJECT: Option<&'static str>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -85,6 +90,31 @@ pub(super) fn instant(millis: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(millis).ok_or_else(|| {
         StoreError::Other(anyhow::anyhow!("stored instant {millis} is out of range"))
     })
+}
+
+#[derive(FromRow)]
+pub(super) struct SigningKeyRow {
+    kid: String,
+    algorithm: String,
+    private_key_pem: String,
+    public_jwk: String,
+    created_at: i64,
+    retired_at: Option<i64>,
+}
+
+impl TryFrom<SigningKeyRow> for StoredSigningKey {
+    type Error = StoreError;
+
+    fn try_from(row: SigningKeyRow) -> Result<Self, Self::Error> {
+        Ok(StoredSigningKey {
+            kid: row.kid,
+            algorithm: row.algorithm,
+            private_key_pem: row.private_key_pem.into(),
+            public_jwk: row.public_jwk,
+            created_at: instant(row.created_at)?,
+            retired_at: row.retired_at.map(instant).transpose()?,
+        })
+    }
 }
 
 #[derive(FromRow)]
@@ -277,6 +307,41 @@ macro_rules! select_api_keys {
     };
 }
 
+/// A reader's subscriptions and their items, through the reader's customers.
+async fn reader_subscriptions<DB>(
+    pool: &Pool<DB>,
+    reader: &str,
+) -> Result<(Vec<SubscriptionRow>, Vec<ItemRow>), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'r> SubscriptionRow: FromRow<'r, DB::Row>,
+    for<'r> ItemRow: FromRow<'r, DB::Row>,
+{
+    let subscriptions = sqlx::query_as::<DB, SubscriptionRow>(
+        "SELECT s.id, s.customer_id, s.status, s.currency, s.current_period_start, \
+             s.current_period_end, s.cancel_at_period_end, s.cancel_at, s.canceled_at, s.ended_at, \
+             s.trial_end, s.past_due_since, s.version_created, s.version_source \
+             FROM subscriptions s JOIN customers c ON c.id = s.customer_id \
+             WHERE c.reader_id = $1 ORDER BY s.id",
+    )
+    .bind(reader.to_owned())
+    .fetch_all(pool)
+    .await?;
+    let items = sqlx::query_as::<DB, ItemRow>(
+        "SELECT i.subscription_id, i.item_id, i.price_id, i.quantity \
+             FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id \
+             JOIN customers c ON c.id = s.customer_id \
+             WHERE c.reader_id = $1 ORDER BY i.subscription_id, i.position",
+    )
+    .bind(reader.to_owned())
+    .fetch_all(pool)
+    .await?;
+    Ok((subscriptions, items))
+}
+
 #[async_trait]
 impl<DB> Store for SqlStore<DB>
 where
@@ -303,6 +368,9 @@ where
     for<'r> GrantRow: FromRow<'r, DB::Row>,
     for<'r> PairRow: FromRow<'r, DB::Row>,
     for<'r> StoredEventRow: FromRow<'r, DB::Row>,
+    for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+    for<'r> SigningKeyRow: FromRow<'r, DB::Row>,
 {
     fn backend(&self) -> Backend {
         DB::BACKEND
@@ -721,25 +789,12 @@ where
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let subscriptions = sqlx::query_as::<DB, SubscriptionRow>(
-            "SELECT s.id, s.customer_id, s.status, s.currency, s.current_period_start, \
-             s.current_period_end, s.cancel_at_period_end, s.cancel_at, s.canceled_at, s.ended_at, \
-             s.trial_end, s.past_due_since, s.version_created, s.version_source \
-             FROM subscriptions s JOIN customers c ON c.id = s.customer_id \
-             WHERE c.reader_id = $1 ORDER BY s.id",
-        )
-        .bind(reader.clone())
-        .fetch_all(&self.pool)
-        .await?;
-        let items = sqlx::query_as::<DB, ItemRow>(
-            "SELECT i.subscription_id, i.item_id, i.price_id, i.quantity \
-             FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id \
-             JOIN customers c ON c.id = s.customer_id \
-             WHERE c.reader_id = $1 ORDER BY i.subscription_id, i.position",
-        )
-        .bind(reader.clone())
-        .fetch_all(&self.pool)
-        .await?;
+        // Subscriptions reach a reader only through a customer: most readers have none.
+        let (subscriptions, items) = if customers.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            reader_subscriptions::<DB>(&self.pool, &reader).await?
+        };
         let grants = sqlx::query_as::<DB, GrantRow>(
             "SELECT id, reader_id, expires_at, reason, created_at, created_by FROM grants \
              WHERE reader_id = $1 AND revoked_at IS NULL ORDER BY id",
@@ -811,6 +866,110 @@ where
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&revoked) == 1)
+    }
+
+    async fn meter_usage(
+        &self,
+        subject: &MeterSubject,
+        article: Option<&ArticleId>,
+        window: &Window,
+    ) -> Result<Usage, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        meter::usage::<DB>(&mut conn, subject, article, window).await
+    }
+
+    async fn unlock(&self, requests: &[UnlockRequest]) -> Result<Vec<Unlock>, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let answers = meter::unlock::<DB>(&mut tx, requests).await?;
+        tx.commit().await?;
+        Ok(answers)
+    }
+
+    async fn merge_meter(
+        &self,
+        device: &MeterSubject,
+        device_window: &Window,
+        reader: &MeterSubject,
+        reader_window: &Window,
+        limit: u32,
+    ) -> Result<MergeReport, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let report =
+            meter::merge::<DB>(&mut tx, device, device_window, reader, reader_window, limit)
+                .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        sqlx::query_as::<DB, SigningKeyRow>(
+            "SELECT kid, algorithm, private_key_pem, public_jwk, created_at, retired_at \
+             FROM signing_keys ORDER BY created_at DESC, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(StoredSigningKey::try_from)
+        .collect()
+    }
+
+    async fn ensure_signing_key(
+        &self,
+        key: &StoredSigningKey,
+    ) -> Result<StoredSigningKey, StoreError> {
+        // The unique `is_current` column lets exactly one of several instances starting at once
+        // store its key; the others read the winner's.
+        sqlx::query(
+            "INSERT INTO signing_keys \
+             (kid, algorithm, private_key_pem, public_jwk, created_at, is_current) \
+             SELECT $1, $2, $3, $4, $5, 1 \
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE is_current = 1) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key.kid.clone())
+        .bind(key.algorithm.clone())
+        .bind(key.private_key_pem.expose_secret().to_owned())
+        .bind(key.public_jwk.clone())
+        .bind(key.created_at.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        sqlx::query_as::<DB, SigningKeyRow>(
+            "SELECT kid, algorithm, private_key_pem, public_jwk, created_at, retired_at \
+             FROM signing_keys WHERE is_current = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_into()
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: &StoredSigningKey,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let retired = sqlx::query_as::<DB, (String,)>(
+            "UPDATE signing_keys SET is_current = NULL, retired_at = $1 WHERE is_current = 1 \
+             RETURNING kid",
+        )
+        .bind(at.timestamp_millis())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|(kid,)| kid);
+        sqlx::query(
+            "INSERT INTO signing_keys \
+             (kid, algorithm, private_key_pem, public_jwk, created_at, is_current) \
+             VALUES ($1, $2, $3, $4, $5, 1)",
+        )
+        .bind(key.kid.clone())
+        .bind(key.algorithm.clone())
+        .bind(key.private_key_pem.expose_secret().to_owned())
+        .bind(key.public_jwk.clone())
+        .bind(key.created_at.timestamp_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(retired)
     }
 
     async fn close(&self) {

@@ -131,6 +131,7 @@ pub struct TestApp {
     pub admin_key: String,
     pub clock: ManualClock,
     pub store: Arc<dyn Store>,
+    configure: Option<fn(&mut Settings)>,
     proxy: Option<Proxy>,
     // Dropped last, after the server that uses it.
     pub db: TestDatabase,
@@ -149,6 +150,8 @@ pub struct Options {
     pub retry_interval: Option<Duration>,
     /// Stripe's API: base URL and secret key (by default, not configured).
     pub stripe_api: Option<(String, &'static str)>,
+    /// Any other change to the settings (meter policy, token lifetimes ...).
+    pub configure: Option<fn(&mut Settings)>,
 }
 
 /// The webhook signing secret test apps are configured with.
@@ -167,16 +170,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let database_url = proxy
         .as_ref()
         .map_or_else(|| db.url().to_owned(), |p| p.url.clone());
-    let mut settings = Settings {
-        bind: "127.0.0.1:0".into(),
-        database_url: database_url.into(),
-        database_acquire_timeout: Duration::from_secs(1),
-        sqlite_busy_timeout: Duration::from_millis(250),
-        readiness_timeout: Duration::from_secs(1),
-        shutdown_timeout: Duration::from_secs(1),
-        workers: 1,
-        ..Settings::default()
-    };
+    let mut settings = test_settings(database_url);
     settings.stripe_webhook_secrets = options
         .webhook_secrets
         .unwrap_or_else(|| vec![WEBHOOK_SECRET])
@@ -190,6 +184,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     if let Some((base, key)) = options.stripe_api {
         settings.stripe_api_base = base;
         settings.stripe_secret_key = Some(key.into());
+    }
+    if let Some(configure) = options.configure {
+        configure(&mut settings);
     }
     let clock = ManualClock::new(test_epoch());
     let app = Application::build(settings, Arc::new(clock.clone()))
@@ -216,8 +213,85 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         admin_key: admin.secret.expose().to_owned(),
         clock,
         store,
+        configure: options.configure,
         proxy,
         db,
+    }
+}
+
+/// The settings every test app starts from.
+fn test_settings(database_url: String) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".into(),
+        database_url: database_url.into(),
+        database_acquire_timeout: Duration::from_secs(1),
+        sqlite_busy_timeout: Duration::from_millis(250),
+        readiness_timeout: Duration::from_secs(1),
+        shutdown_timeout: Duration::from_secs(1),
+        workers: 1,
+        ..Settings::default()
+    }
+}
+
+impl TestApp {
+    /// Starts another instance on the same database, configured alike and showing the same
+    /// time; its base URL. It runs until the test ends.
+    pub async fn second_instance(&self) -> String {
+        let mut settings = test_settings(self.db.url().to_owned());
+        // Generous: the instances' writers compete for one SQLite file.
+        settings.sqlite_busy_timeout = Duration::from_secs(5);
+        if let Some(configure) = self.configure {
+            configure(&mut settings);
+        }
+        let app = Application::build(settings, Arc::new(self.clock.clone()))
+            .await
+            .unwrap();
+        let address = format!("http://{}", app.address());
+        tokio::spawn(app.run_until_stopped());
+        address
+    }
+
+    /// `POST /v1/access` with the admin key; the decision.
+    pub async fn access(&self, body: serde_json::Value) -> serde_json::Value {
+        self.access_at(&self.address, body).await
+    }
+
+    /// `POST /v1/access` to the instance at `base`; the decision, which must be a 200.
+    pub async fn access_at(&self, base: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self
+            .client
+            .post(format!("{base}/v1/access"))
+            .bearer_auth(&self.admin_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{body}");
+        response.json().await.unwrap()
+    }
+
+    /// A reader's decision on an article that requires `articles`.
+    pub async fn read(&self, reader: &str, article: &str) -> serde_json::Value {
+        self.access(serde_json::json!({ "reader_id": reader, "article_id": article }))
+            .await
+    }
+
+    /// Gives a reader entitlements until 2099 with the admin key.
+    pub async fn grant(&self, reader: &str, entitlements: &[&str]) -> serde_json::Value {
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/readers/{reader}/grants")))
+            .bearer_auth(&self.admin_key)
+            .json(&serde_json::json!({
+                "entitlements": entitlements,
+                "expires_at": "2099-01-01T00:00:00Z",
+                "reason": "test",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
     }
 }
 

@@ -2,6 +2,7 @@
 //! PostgreSQL when `TEST_DATABASE_URL` is set (a fresh database per test).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod access;
 mod access_matrix;
 mod cli;
 mod health;
@@ -13,4 +14,5 @@ mod problems;
 mod readers;
 mod reconcile;
 mod sqlite;
+mod tokens;
 mod webhooks;

@@ -257,6 +257,13 @@ async fn a_reader_nobody_has_heard_of_is_entitled_to_nothing_and_a_bad_id_is_a_4
             "entitlements": [],
             "subscriptions": [],
             "grants": [],
+            "meter": {
+                "used": 0,
+                "limit": 3,
+                "remaining": 3,
+                "period_start": "2026-11-01T00:00:00Z",
+                "resets_at": "2026-12-01T00:00:00Z",
+            },
         })
     );
     problem(

@@ -1,0 +1,314 @@
+//! The paywall's hot path: may this reader (or device) read this article, and the token that
+//! proves it.
+//!
+//! A reader entitled to what the content requires is let in without a database write; anyone
+//! else goes through the meter, whose check-then-count runs under the subject's lock in the
+//! database (see `store::meter`), so no concurrency ever unlocks more than the limit.
+
+mod cache;
+mod writer;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+pub use cache::EntitlementCache;
+use writer::MeterWriter;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::domain::entitlements::held;
+use crate::domain::{
+    ArticleId, Audience, Entitlement, Held, MeterState, MeterSubject, Plan, PlanId, ReaderId,
+};
+use crate::store::{MergeReport, Store, StoreError, UnlockOutcome, UnlockRequest};
+use crate::tokens::{Issued, Subject, TokenError, Tokens};
+
+/// Why a decision could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The database failed; nothing was granted or counted.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The token could not be signed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// Why access was granted or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The reader holds the required entitlement.
+    Entitled,
+    /// A free view was counted on the meter.
+    Metered,
+    /// The article was unlocked earlier in this period; nothing was counted.
+    AlreadyUnlocked,
+    /// The meter is full for this period.
+    MeterExhausted,
+    /// The audience gets no free views (the site asks the visitor to register).
+    NotAllowed,
+    /// The content requires an entitlement free views cannot unlock, and the reader lacks it.
+    NotEntitled,
+}
+
+/// A plan that would unlock refused content.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Offer {
+    /// The plan.
+    pub plan_id: PlanId,
+    /// Its name.
+    pub name: String,
+}
+
+/// The answer to "may this reader read this article?".
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Whether the site may show the article.
+    pub granted: bool,
+    /// Why.
+    pub reason: Reason,
+    /// A token unlocking the article, when granted.
+    pub token: Option<Issued>,
+    /// The meter, when it was consulted.
+    pub meter: Option<MeterState>,
+    /// Plans that grant the required entitlement, when refused.
+    pub offers: Vec<Offer>,
+}
+
+/// Decides access, counts the meter and issues tokens.
+pub struct AccessService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: Arc<Settings>,
+    cache: EntitlementCache,
+    writer: MeterWriter,
+    tokens: Tokens,
+}
+
+impl AccessService {
+    /// The service over `store`; starts the meter's writer tasks.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Arc<Settings>,
+        cache: EntitlementCache,
+        tokens: Tokens,
+    ) -> Self {
+        Self {
+            writer: MeterWriter::spawn(Arc::clone(&store)),
+            store,
+            clock,
+            settings,
+            cache,
+            tokens,
+        }
+    }
+
+    /// The tokens this service signs.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// The in-memory copy of entitlements and plans.
+    pub fn cache(&self) -> &EntitlementCache {
+        &self.cache
+    }
+
+    /// Every plan, archived or not.
+    pub async fn plans(&self) -> Result<Arc<Vec<Plan>>, StoreError> {
+        if let Some(plans) = self.cache.plans() {
+            return Ok(plans);
+        }
+        let plans = Arc::new(self.store.list_plans().await?);
+        self.cache.put_plans(Arc::clone(&plans));
+        Ok(plans)
+    }
+
+    /// What the reader holds at `now`, each entitlement with when it lapses.
+    pub async fn entitlements(
+        &self,
+        reader: &ReaderId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Held>, StoreError> {
+        let all = match self.cache.reader(reader) {
+            Some(held) => held,
+            None => {
+                let record = self.store.reader(reader).await?;
+                let plans = self.plans().await?;
+                let grace =
+                    TimeDelta::from_std(self.settings.past_due_grace).unwrap_or(TimeDelta::MAX);
+                let computed = Arc::new(held(
+                    &record.subscriptions,
+                    &plans,
+                    &record.grants,
+                    now,
+                    grace,
+                ));
+                self.cache.put_reader(reader.clone(), Arc::clone(&computed));
+                computed
+            }
+        };
+        Ok(all
+            .iter()
+            .filter(|h| h.lapses_at.is_none_or(|at| at > now))
+            .cloned()
+            .collect())
+    }
+
+    /// A token saying what the reader holds now, and the entitlements it lists.
+    pub async fn entitlements_token(
+        &self,
+        reader: &ReaderId,
+    ) -> Result<(Issued, Vec<Entitlement>), AccessError> {
+        let now = self.clock.now();
+        let held = self.entitlements(reader, now).await?;
+        let names: Vec<&str> = held.iter().map(|h| h.name.as_str()).collect();
+        // The token ends when the first entitlement it lists lapses.
+        let lapses_at = held.iter().filter_map(|h| h.lapses_at).min();
+        let issued =
+            self.tokens
+                .entitlements_token(Subject::Reader(reader.as_str()), &names, lapses_at)?;
+        Ok((issued, held.into_iter().map(|h| h.name).collect()))
+    }
+
+    /// A subject's meter now.
+    pub async fn meter(&self, subject: &MeterSubject) -> Result<MeterState, StoreError> {
+        let policy = self.settings.meter_policy(subject.audience);
+        let window = policy.window(self.clock.now());
+        let usage = self.store.meter_usage(subject, None, &window).await?;
+        Ok(policy.state(&window, &usage))
+    }
+
+    /// Decides whether `subject` may read `article`, which requires `requires`.
+    pub async fn decide(
+        &self,
+        subject: &MeterSubject,
+        article: &ArticleId,
+        requires: &Entitlement,
+    ) -> Result<Decision, AccessError> {
+        let now = self.clock.now();
+        let held = match subject.audience {
+            Audience::Registered => self.entitlements(&subject.id, now).await?,
+            Audience::Anonymous => Vec::new(),
+        };
+        let names: Vec<&str> = held.iter().map(|h| h.name.as_str()).collect();
+        let token_subject = match subject.audience {
+            Audience::Registered => Subject::Reader(subject.id.as_str()),
+            Audience::Anonymous => Subject::Device(subject.id.as_str()),
+        };
+        if held.iter().any(|h| &h.name == requires) {
+            let token = self
+                .tokens
+                .article_token(token_subject, &names, article.as_str(), None)?;
+            return Ok(Decision {
+                granted: true,
+                reason: Reason::Entitled,
+                token: Some(token),
+                meter: None,
+                offers: Vec::new(),
+            });
+        }
+        if !self.settings.meterable_entitlements.contains(requires) {
+            return self.refused(Reason::NotEntitled, None, requires).await;
+        }
+        let policy = self.settings.meter_policy(subject.audience);
+        if policy.limit == 0 {
+            return self.refused(Reason::NotAllowed, None, requires).await;
+        }
+        let window = policy.window(now);
+        // A read first: a re-read or a full meter needs no write, and neither answer can be
+        // made wrong by a concurrent request (unlocks only add; only time frees a slot).
+        let seen = self
+            .store
+            .meter_usage(subject, Some(article), &window)
+            .await?;
+        let (outcome, usage) = if seen.has_article {
+            (UnlockOutcome::AlreadyUnlocked, seen)
+        } else if seen.used >= policy.limit {
+            (UnlockOutcome::Exhausted, seen)
+        } else {
+            let unlock = self
+                .writer
+                .unlock(UnlockRequest {
+                    subject: subject.clone(),
+                    article: article.clone(),
+                    window,
+                    limit: policy.limit,
+                })
+                .await?;
+            (unlock.outcome, unlock.usage)
+        };
+        let meter = policy.state(&window, &usage);
+        let reason = match outcome {
+            UnlockOutcome::Unlocked => Reason::Metered,
+            UnlockOutcome::AlreadyUnlocked => Reason::AlreadyUnlocked,
+            UnlockOutcome::Exhausted => {
+                return self
+                    .refused(Reason::MeterExhausted, Some(meter), requires)
+                    .await;
+            }
+        };
+        let token =
+            self.tokens
+                .article_token(token_subject, &names, article.as_str(), Some(&meter))?;
+        Ok(Decision {
+            granted: true,
+            reason,
+            token: Some(token),
+            meter: Some(meter),
+            offers: Vec::new(),
+        })
+    }
+
+    async fn refused(
+        &self,
+        reason: Reason,
+        meter: Option<MeterState>,
+        requires: &Entitlement,
+    ) -> Result<Decision, AccessError> {
+        let offers = self
+            .plans()
+            .await?
+            .iter()
+            .filter(|plan| plan.archived_at.is_none() && plan.spec.entitlements.contains(requires))
+            .map(|plan| Offer {
+                plan_id: plan.id.clone(),
+                name: plan.spec.name.clone(),
+            })
+            .collect();
+        Ok(Decision {
+            granted: false,
+            reason,
+            token: None,
+            meter,
+            offers,
+        })
+    }
+
+    /// Moves the device's unlocks of its current period into the reader's meter, never beyond
+    /// the reader's limit.
+    pub async fn merge(
+        &self,
+        reader: &ReaderId,
+        device: &ReaderId,
+    ) -> Result<(MergeReport, MeterState), StoreError> {
+        let now = self.clock.now();
+        let reader_policy = self.settings.meter_policy(Audience::Registered);
+        let device_policy = self.settings.meter_policy(Audience::Anonymous);
+        let reader_window = reader_policy.window(now);
+        let report = self
+            .store
+            .merge_meter(
+                &MeterSubject::device(device.clone()),
+                &device_policy.window(now),
+                &MeterSubject::reader(reader.clone()),
+                &reader_window,
+                reader_policy.limit,
+            )
+            .await?;
+        let meter = reader_policy.state(&reader_window, &report.usage);
+        Ok((report, meter))
+    }
+}

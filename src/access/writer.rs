@@ -1,0 +1,96 @@
+//! The meter's writer: unlock requests are queued to a task that commits them in batches, one
+//! transaction (and one disk flush) for every request that arrived while the previous batch was
+//! committing. Each request is answered only after its batch is durable.
+//!
+//! SQLite has one writer at a time, so batching is what lets it count thousands of unlocks a
+//! second. PostgreSQL gets several writer tasks; a subject always goes to the same one, so they
+//! never wait for each other's locks inside one instance.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Backend, Store, StoreError, Unlock, UnlockRequest, lock_shard};
+
+/// Most requests one transaction commits.
+const MAX_BATCH: usize = 256;
+/// Requests waiting for a writer before new ones are refused with 503.
+const QUEUE: usize = 4096;
+/// Writer tasks on PostgreSQL.
+const POSTGRES_WRITERS: usize = 4;
+
+struct Job {
+    request: UnlockRequest,
+    reply: oneshot::Sender<Result<Unlock, StoreError>>,
+}
+
+/// Queues unlock requests to the writer tasks. Cheap to clone.
+#[derive(Clone)]
+pub struct MeterWriter {
+    shards: Arc<Vec<mpsc::Sender<Job>>>,
+}
+
+impl MeterWriter {
+    /// Starts the writer tasks; they stop when the last clone of the writer is dropped.
+    pub fn spawn(store: Arc<dyn Store>) -> Self {
+        let count = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_WRITERS,
+        };
+        let shards = (0..count)
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(QUEUE);
+                tokio::spawn(run(Arc::clone(&store), receiver));
+                sender
+            })
+            .collect();
+        Self {
+            shards: Arc::new(shards),
+        }
+    }
+
+    /// Unlocks the request's article unless its meter is full, once the outcome is durable.
+    pub async fn unlock(&self, request: UnlockRequest) -> Result<Unlock, StoreError> {
+        let shard = lock_shard(&request.subject, self.shards.len());
+        let (reply, answer) = oneshot::channel();
+        let busy = |what: &str| StoreError::Unavailable(anyhow::anyhow!("the meter writer {what}"));
+        self.shards[shard]
+            .try_send(Job { request, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => busy("queue is full"),
+                mpsc::error::TrySendError::Closed(_) => busy("has stopped"),
+            })?;
+        answer.await.map_err(|_| busy("stopped before answering"))?
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // A client that went away no longer needs its unlock: skip it rather than count it.
+        batch.retain(|job| !job.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let requests: Vec<UnlockRequest> = batch.iter().map(|job| job.request.clone()).collect();
+        match store.unlock(&requests).await {
+            Ok(answers) => {
+                for (job, answer) in batch.drain(..).zip(answers) {
+                    let _ = job.reply.send(Ok(answer));
+                }
+            }
+            Err(error) => {
+                let unavailable = matches!(error, StoreError::Unavailable(_));
+                tracing::error!(error = %error, requests = batch.len(), "a batch of unlocks failed; nothing of it was counted");
+                for job in batch.drain(..) {
+                    let cause = anyhow::anyhow!("the unlock batch failed");
+                    let _ = job.reply.send(Err(if unavailable {
+                        StoreError::Unavailable(cause)
+                    } else {
+                        StoreError::Other(cause)
+                    }));
+                }
+            }
+        }
+    }
+}

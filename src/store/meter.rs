@@ -1,0 +1,284 @@
+//! The meter's SQL: counting a subject's unlocks in a window, unlocking under the subject's lock,
+//! and merging a device's meter into a reader's.
+//!
+//! No over-grant, whatever the concurrency: every check-then-insert runs in a write transaction
+//! that first takes the subject's lock. SQLite has one writer at a time (`BEGIN IMMEDIATE`), so
+//! the lock is the database's own; PostgreSQL takes a transaction-scoped advisory lock keyed by
+//! the subject, which serialises every instance on the database. Locks are always taken in
+//! ascending key order, so two transactions never wait for each other in a cycle.
+
+use sha2::{Digest, Sha256};
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::sql::{Dialect, instant};
+use super::{MergeReport, StoreError, Unlock, UnlockOutcome, UnlockRequest};
+use crate::domain::{ArticleId, Audience, MeterSubject, Usage, Window};
+
+/// The advisory lock key of a subject: the first 8 bytes of a hash, the same in every instance.
+/// Two subjects sharing a key only wait for each other; they never share a count.
+pub(super) fn lock_key(subject: &MeterSubject) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(subject.audience.as_str())
+        .chain_update([0u8])
+        .chain_update(subject.id.as_str())
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Takes `subject`'s lock until the transaction ends (nothing to do on SQLite, whose write
+/// transaction already excludes every other writer).
+pub(super) async fn lock<DB>(conn: &mut DB::Connection, key: i64) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    if let Some(sql) = DB::LOCK_SUBJECT {
+        sqlx::query::<DB>(sql).bind(key).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// What `subject` unlocked in `window`, and whether `article` is among it.
+pub(super) async fn usage<DB>(
+    conn: &mut DB::Connection,
+    subject: &MeterSubject,
+    article: Option<&ArticleId>,
+    window: &Window,
+) -> Result<Usage, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
+{
+    let (used, oldest, has_article) = sqlx::query_as::<DB, (i64, Option<i64>, i64)>(
+        "SELECT COUNT(*), MIN(unlocked_at), COUNT(CASE WHEN article_id = $1 THEN 1 END) \
+         FROM meter_unlocks WHERE audience = $2 AND subject = $3 \
+         AND unlocked_at >= $4 AND unlocked_at <= $5",
+    )
+    .bind(article.map(|a| a.as_str().to_owned()).unwrap_or_default())
+    .bind(subject.audience.as_str().to_owned())
+    .bind(subject.id.as_str().to_owned())
+    .bind(window.counts_from.timestamp_millis())
+    .bind(window.now.timestamp_millis())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Usage {
+        used: u32::try_from(used).map_err(|e| StoreError::Other(e.into()))?,
+        oldest: oldest.map(instant).transpose()?,
+        has_article: article.is_some() && has_article > 0,
+    })
+}
+
+async fn insert_unlock<DB>(
+    conn: &mut DB::Connection,
+    subject: &MeterSubject,
+    article: &str,
+    at: i64,
+    merged_from: Option<String>,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query::<DB>(
+        "INSERT INTO meter_unlocks (audience, subject, article_id, unlocked_at, merged_from) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(subject.audience.as_str().to_owned())
+    .bind(subject.id.as_str().to_owned())
+    .bind(article.to_owned())
+    .bind(at)
+    .bind(merged_from)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Unlocks each request's article unless its subject's meter is full, in the caller's
+/// transaction; the answers come in the order of `requests`.
+pub(super) async fn unlock<DB>(
+    conn: &mut DB::Connection,
+    requests: &[UnlockRequest],
+) -> Result<Vec<Unlock>, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
+{
+    let mut order: Vec<(i64, usize)> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (lock_key(&r.subject), i))
+        .collect();
+    order.sort_unstable();
+    let mut locked = None;
+    let mut answers: Vec<Option<Unlock>> = vec![None; requests.len()];
+    for (key, i) in order {
+        let request = &requests[i];
+        if locked != Some(key) {
+            lock::<DB>(conn, key).await?;
+            locked = Some(key);
+        }
+        let usage = usage::<DB>(
+            conn,
+            &request.subject,
+            Some(&request.article),
+            &request.window,
+        )
+        .await?;
+        answers[i] = Some(if usage.has_article {
+            Unlock {
+                outcome: UnlockOutcome::AlreadyUnlocked,
+                usage,
+            }
+        } else if usage.used >= request.limit {
+            Unlock {
+                outcome: UnlockOutcome::Exhausted,
+                usage,
+            }
+        } else {
+            let at = request.window.now;
+            insert_unlock::<DB>(
+                conn,
+                &request.subject,
+                request.article.as_str(),
+                at.timestamp_millis(),
+                None,
+            )
+            .await?;
+            Unlock {
+                outcome: UnlockOutcome::Unlocked,
+                usage: Usage {
+                    used: usage.used + 1,
+                    oldest: Some(usage.oldest.map_or(at, |oldest| oldest.min(at))),
+                    has_article: true,
+                },
+            }
+        });
+    }
+    answers
+        .into_iter()
+        .map(|a| a.ok_or_else(|| StoreError::Other(anyhow::anyhow!("an unlock went unanswered"))))
+        .collect()
+}
+
+/// Moves the unlocks `device` made in `device_window` into `reader`'s meter, oldest first, as
+/// long as the reader's meter (counted in `reader_window`) has room; articles the reader had
+/// unlocked already just leave the device. What does not fit stays with the device.
+pub(super) async fn merge<DB>(
+    conn: &mut DB::Connection,
+    device: &MeterSubject,
+    device_window: &Window,
+    reader: &MeterSubject,
+    reader_window: &Window,
+    limit: u32,
+) -> Result<MergeReport, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, i64): FromRow<'r, DB::Row>,
+{
+    debug_assert_eq!(device.audience, Audience::Anonymous);
+    let mut keys = [lock_key(device), lock_key(reader)];
+    keys.sort_unstable();
+    lock::<DB>(conn, keys[0]).await?;
+    if keys[1] != keys[0] {
+        lock::<DB>(conn, keys[1]).await?;
+    }
+    let rows = |subject: &MeterSubject, window: &Window| {
+        sqlx::query_as::<DB, (String, i64)>(
+            "SELECT article_id, unlocked_at FROM meter_unlocks WHERE audience = $1 \
+             AND subject = $2 AND unlocked_at >= $3 AND unlocked_at <= $4 \
+             ORDER BY unlocked_at, article_id",
+        )
+        .bind(subject.audience.as_str().to_owned())
+        .bind(subject.id.as_str().to_owned())
+        .bind(window.counts_from.timestamp_millis())
+        .bind(window.now.timestamp_millis())
+    };
+    let unlocked: Vec<(String, i64)> = rows(reader, reader_window).fetch_all(&mut *conn).await?;
+    let mut held: Vec<String> = unlocked.into_iter().map(|(article, _)| article).collect();
+    let candidates: Vec<(String, i64)> = rows(device, device_window).fetch_all(&mut *conn).await?;
+    let mut report = MergeReport::default();
+    for (article, unlocked_at) in candidates {
+        if held.contains(&article) {
+            report.already_unlocked += 1;
+        } else if (held.len() as u64) < u64::from(limit) {
+            // Counted from when the device unlocked it, or from the start of the reader's
+            // window if the device's began earlier, so it counts in this period and no other.
+            let at = unlocked_at.max(reader_window.counts_from.timestamp_millis());
+            insert_unlock::<DB>(
+                conn,
+                reader,
+                &article,
+                at,
+                Some(device.id.as_str().to_owned()),
+            )
+            .await?;
+            report.moved += 1;
+            held.push(article.clone());
+        } else {
+            report.left_over += 1;
+            continue;
+        }
+        sqlx::query::<DB>(
+            "DELETE FROM meter_unlocks WHERE audience = $1 AND subject = $2 AND article_id = $3 \
+             AND unlocked_at = $4",
+        )
+        .bind(device.audience.as_str().to_owned())
+        .bind(device.id.as_str().to_owned())
+        .bind(article)
+        .bind(unlocked_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    report.usage = usage::<DB>(conn, reader, None, reader_window).await?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ReaderId;
+
+    fn subject(audience: Audience, id: &str) -> MeterSubject {
+        MeterSubject {
+            audience,
+            id: ReaderId::parse(id).unwrap_or_else(|| ReaderId::from_stored(id.into())),
+        }
+    }
+
+    #[test]
+    fn a_subjects_lock_key_is_stable_and_tells_audiences_apart() {
+        let reader = subject(Audience::Registered, "r-1");
+        assert_eq!(lock_key(&reader), lock_key(&reader.clone()));
+        assert_ne!(
+            lock_key(&reader),
+            lock_key(&subject(Audience::Anonymous, "r-1"))
+        );
+        assert_ne!(
+            lock_key(&reader),
+            lock_key(&subject(Audience::Registered, "r-2"))
+        );
+    }
+}
