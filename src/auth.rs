@@ -12,7 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 
 use crate::clock::Clock;
-use crate::domain::{ApiKey, ApiKeyId, ApiKeySecret, KeyName, NewApiKey, Role};
+use crate::domain::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store::{Store, StoreError};
@@ -83,6 +83,35 @@ impl FromRequest for Caller {
     }
 }
 
+/// Recently checked active keys, so that the hot path does not read the database for the key
+/// on every request. Only keys found active are kept, for `api_key_cache_ttl`: a revocation
+/// through this instance empties the cache at once, one through another instance (or the CLI)
+/// takes effect here within that time. A zero time to live keeps nothing.
+#[derive(Clone)]
+pub struct KeyCache(Option<moka::sync::Cache<KeyHash, ApiKey>>);
+
+impl KeyCache {
+    /// Most keys kept.
+    const CAPACITY: u64 = 10_000;
+
+    /// A cache whose entries live for `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self((!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(Self::CAPACITY)
+                .time_to_live(ttl)
+                .build()
+        }))
+    }
+
+    /// Forgets every key (one was revoked).
+    pub fn forget_all(&self) {
+        if let Some(cache) = &self.0 {
+            cache.invalidate_all();
+        }
+    }
+}
+
 /// The access rule of each method of one resource.
 pub(crate) type Policy = Rc<HashMap<Method, Access>>;
 
@@ -128,8 +157,17 @@ async fn authenticate(req: &ServiceRequest) -> Result<ApiKey, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
-    match state.store.find_api_key_by_hash(&secret.hash()).await? {
-        Some(key) if key.is_active() => Ok(key),
+    let hash = secret.hash();
+    if let Some(key) = state.keys.0.as_ref().and_then(|cache| cache.get(&hash)) {
+        return Ok(key);
+    }
+    match state.store.find_api_key_by_hash(&hash).await? {
+        Some(key) if key.is_active() => {
+            if let Some(cache) = &state.keys.0 {
+                cache.insert(hash, key.clone());
+            }
+            Ok(key)
+        }
         _ => Err(ApiError::InvalidApiKey),
     }
 }

@@ -133,6 +133,11 @@ pub struct Settings {
     /// made (a webhook, a revoked grant) reaches this one within this time. `0s` turns it off.
     #[serde(with = "humantime_serde")]
     pub entitlement_cache_ttl: Duration,
+    /// How long an instance trusts an API key it found active without reading it again; a
+    /// revocation through this instance applies at once, one made elsewhere within this time.
+    /// `0s` reads the key on every request.
+    #[serde(with = "humantime_serde")]
+    pub api_key_cache_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -174,6 +179,7 @@ impl Default for Settings {
             signing_algorithm: SigningAlgorithm::EdDsa,
             signing_key_files: Vec::new(),
             entitlement_cache_ttl: Duration::from_secs(2),
+            api_key_cache_ttl: Duration::from_secs(2),
         }
     }
 }

@@ -16,6 +16,7 @@ use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::access::{AccessService, EntitlementCache};
+use crate::auth::KeyCache;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{ApiError, PROBLEM_JSON};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub stripe: Option<StripeClient>,
     /// Access decisions, the meter and tokens.
     pub access: AccessService,
+    /// Recently checked API keys.
+    pub keys: KeyCache,
 }
 
 /// Counts the requests being served, so that a shutdown can wait for them. actix-web's own
@@ -156,6 +159,7 @@ impl Application {
             mirror: mirror.clone(),
             stripe,
             access,
+            keys: KeyCache::new(settings.api_key_cache_ttl),
         });
         let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
             .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)

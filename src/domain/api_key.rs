@@ -175,7 +175,7 @@ impl fmt::Debug for ApiKeySecret {
 
 /// SHA-256 of an API key. A key has 256 bits of entropy, so an unsalted fast hash is safe here
 /// and lets the store find a key with one indexed lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KeyHash(pub [u8; 32]);
 
 /// A key about to be stored.

@@ -117,7 +117,9 @@ pub async fn revoke(
             "a key cannot revoke itself; revoke it with another admin key",
         ));
     }
-    match state.store.revoke_api_key(&id, state.clock.now()).await? {
+    let outcome = state.store.revoke_api_key(&id, state.clock.now()).await?;
+    state.keys.forget_all();
+    match outcome {
         RevokeOutcome::Revoked => {
             tracing::info!("API key revoked");
             Ok(HttpResponse::NoContent().finish())

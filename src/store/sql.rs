@@ -802,14 +802,18 @@ where
         .bind(reader.clone())
         .fetch_all(&self.pool)
         .await?;
-        let entitlements = sqlx::query_as::<DB, PairRow>(
-            "SELECT e.grant_id AS owner, e.entitlement AS value FROM grant_entitlements e \
-             JOIN grants g ON g.id = e.grant_id WHERE g.reader_id = $1 AND g.revoked_at IS NULL \
-             ORDER BY e.grant_id, e.entitlement",
-        )
-        .bind(reader)
-        .fetch_all(&self.pool)
-        .await?;
+        let entitlements = if grants.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as::<DB, PairRow>(
+                "SELECT e.grant_id AS owner, e.entitlement AS value FROM grant_entitlements e \
+                 JOIN grants g ON g.id = e.grant_id WHERE g.reader_id = $1 \
+                 AND g.revoked_at IS NULL ORDER BY e.grant_id, e.entitlement",
+            )
+            .bind(reader)
+            .fetch_all(&self.pool)
+            .await?
+        };
         Ok(ReaderRecord {
             customers,
             subscriptions: assemble_subscriptions(subscriptions, items)?,

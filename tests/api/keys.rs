@@ -148,3 +148,28 @@ async fn keys_are_listed_in_creation_order_a_page_at_a_time() {
     assert_eq!(seen.len(), 5);
     assert_eq!(seen[1..], created[..]);
 }
+
+#[tokio::test]
+async fn a_key_revoked_through_another_instance_stops_working_within_the_cache_time() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        configure: Some(|s| s.api_key_cache_ttl = std::time::Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await;
+    let other = app.second_instance().await;
+    let (id, service) = app.new_key("service").await;
+    let on_other = || {
+        app.client
+            .get(format!("{other}/v1/plans"))
+            .bearer_auth(&service)
+            .send()
+    };
+    assert_eq!(on_other().await.unwrap().status(), 200);
+    assert_eq!(app.revoke(&app.admin_key, &id).await.status(), 204);
+    // The instance that revoked it refuses it at once ...
+    let here = app.get("/v1/plans", Some(&service)).await;
+    assert_eq!(here.status(), 401);
+    // ... and the other one once its cache time has passed.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(on_other().await.unwrap().status(), 401);
+}
