@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::access::{AccessError, Decision};
 use crate::domain::{ArticleId, Entitlement, MeterState, MeterSubject, ReaderId};
 use crate::error::ApiError;
-use crate::routes::json::ApiJson;
+use crate::routes::json::{self, ApiJson};
 use crate::routes::readers::reader_id;
 use crate::routes::rfc3339;
 use crate::startup::AppState;
@@ -59,9 +59,12 @@ pub(crate) fn meter_view(meter: &MeterState) -> Value {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostAccess {
+    #[serde(default, deserialize_with = "json::present")]
     reader_id: Option<ReaderId>,
+    #[serde(default, deserialize_with = "json::present")]
     device_id: Option<ReaderId>,
     article_id: ArticleId,
+    #[serde(default, deserialize_with = "json::present")]
     requires: Option<Entitlement>,
 }
 

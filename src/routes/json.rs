@@ -14,6 +14,16 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
+/// For an optional field that may be left out but not given as `null`, which the contract does
+/// not allow: `#[serde(default, deserialize_with = "json::present")]`.
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// A JSON request body, parsed into `T`.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);

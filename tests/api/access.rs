@@ -397,6 +397,9 @@ async fn malformed_missing_and_oversized_ids_are_refused_and_count_nothing() {
         json!({ "reader_id": "r-1", "article_id": "a1", "requires": "Not An Entitlement" }),
         json!({ "reader_id": "r-1", "article_id": "a1", "extra": true }),
         json!({ "reader_id": 42, "article_id": "a1" }),
+        json!({ "reader_id": "r-1", "article_id": "a1", "requires": null }),
+        json!({ "reader_id": null, "device_id": "d-1", "article_id": "a1" }),
+        json!({ "reader_id": "r-1", "device_id": null, "article_id": "a1" }),
     ];
     for body in cases {
         let response = app
