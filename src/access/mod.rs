@@ -132,24 +132,19 @@ impl AccessService {
         reader: &ReaderId,
         now: DateTime<Utc>,
     ) -> Result<Vec<Held>, StoreError> {
-        let all = match self.cache.reader(reader) {
-            Some(held) => held,
-            None => {
-                let record = self.store.reader(reader).await?;
-                let plans = self.plans().await?;
-                let grace =
-                    TimeDelta::from_std(self.settings.past_due_grace).unwrap_or(TimeDelta::MAX);
-                let computed = Arc::new(held(
-                    &record.subscriptions,
-                    &plans,
-                    &record.grants,
-                    now,
-                    grace,
-                ));
-                self.cache.put_reader(reader.clone(), Arc::clone(&computed));
-                computed
-            }
+        let load = async {
+            let record = self.store.reader(reader).await?;
+            let plans = self.plans().await?;
+            let grace = TimeDelta::from_std(self.settings.past_due_grace).unwrap_or(TimeDelta::MAX);
+            Ok(Arc::new(held(
+                &record.subscriptions,
+                &plans,
+                &record.grants,
+                now,
+                grace,
+            )))
         };
+        let all = self.cache.reader(reader, load).await?;
         Ok(all
             .iter()
             .filter(|h| h.lapses_at.is_none_or(|at| at > now))
@@ -218,27 +213,33 @@ impl AccessService {
             return self.refused(Reason::NotAllowed, None, requires).await;
         }
         let window = policy.window(now);
-        // A read first: a re-read or a full meter needs no write, and neither answer can be
-        // made wrong by a concurrent request (unlocks only add; only time frees a slot).
-        let seen = self
-            .store
-            .meter_usage(subject, Some(article), &window)
-            .await?;
-        let (outcome, usage) = if seen.has_article {
-            (UnlockOutcome::AlreadyUnlocked, seen)
-        } else if seen.used >= policy.limit {
-            (UnlockOutcome::Exhausted, seen)
+        // Where the writer says so, a read first: a re-read or a full meter needs no write, and
+        // neither answer can be made wrong by a concurrent request (unlocks only add; only time
+        // frees a slot).
+        let seen = if self.writer.read_first() {
+            Some(
+                self.store
+                    .meter_usage(subject, Some(article), &window)
+                    .await?,
+            )
         } else {
-            let unlock = self
-                .writer
-                .unlock(UnlockRequest {
-                    subject: subject.clone(),
-                    article: article.clone(),
-                    window,
-                    limit: policy.limit,
-                })
-                .await?;
-            (unlock.outcome, unlock.usage)
+            None
+        };
+        let (outcome, usage) = match seen {
+            Some(seen) if seen.has_article => (UnlockOutcome::AlreadyUnlocked, seen),
+            Some(seen) if seen.used >= policy.limit => (UnlockOutcome::Exhausted, seen),
+            _ => {
+                let unlock = self
+                    .writer
+                    .unlock(UnlockRequest {
+                        subject: subject.clone(),
+                        article: article.clone(),
+                        window,
+                        limit: policy.limit,
+                    })
+                    .await?;
+                (unlock.outcome, unlock.usage)
+            }
         };
         let meter = policy.state(&window, &usage);
         let reason = match outcome {

@@ -151,7 +151,7 @@ pub async fn create_grant(
     )
     .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
     let grant = state.store.insert_grant(&grant).await?;
-    state.access.cache().forget_reader(&grant.reader_id);
+    state.access.cache().forget_reader(&grant.reader_id).await;
     tracing::info!(grant_id = %grant.id, "grant created");
     Ok(HttpResponse::Created()
         .insert_header((
@@ -180,7 +180,7 @@ pub async fn revoke_grant(
         .revoke_grant(&reader, &grant, state.clock.now())
         .await?
     {
-        state.access.cache().forget_reader(&reader);
+        state.access.cache().forget_reader(&reader).await;
         tracing::info!("grant revoked");
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -42,7 +42,9 @@ where
     Ok(())
 }
 
-/// What `subject` unlocked in `window`, and whether `article` is among it.
+/// What `subject` unlocked since `window` began, and whether `article` is among it. Unlocks
+/// later than the window's `now` count too: a request that waited behind a later one, or came
+/// from an instance whose clock is behind, must still see them.
 pub(super) async fn usage<DB>(
     conn: &mut DB::Connection,
     subject: &MeterSubject,
@@ -60,13 +62,12 @@ where
     let (used, oldest, has_article) = sqlx::query_as::<DB, (i64, Option<i64>, i64)>(
         "SELECT COUNT(*), MIN(unlocked_at), COUNT(CASE WHEN article_id = $1 THEN 1 END) \
          FROM meter_unlocks WHERE audience = $2 AND subject = $3 \
-         AND unlocked_at >= $4 AND unlocked_at <= $5",
+         AND unlocked_at >= $4",
     )
     .bind(article.map(|a| a.as_str().to_owned()).unwrap_or_default())
     .bind(subject.audience.as_str().to_owned())
     .bind(subject.id.as_str().to_owned())
     .bind(window.counts_from.timestamp_millis())
-    .bind(window.now.timestamp_millis())
     .fetch_one(&mut *conn)
     .await?;
     Ok(Usage {
@@ -105,8 +106,16 @@ where
     Ok(())
 }
 
+/// Most rows one INSERT writes (four parameters each, far below either engine's limit).
+const ROWS_PER_INSERT: usize = 128;
+
 /// Unlocks each request's article unless its subject's meter is full, in the caller's
-/// transaction; the answers come in the order of `requests`.
+/// transaction; the answers come in the order of `requests`, each seeing the unlocks of the ones
+/// before it.
+///
+/// However many requests the batch holds, it costs one read and one write per 128 unlocks: every
+/// subject's lock is taken (ascending), their unlocks are read at once, the decisions are made in
+/// memory, and the new unlocks are inserted together.
 pub(super) async fn unlock<DB>(
     conn: &mut DB::Connection,
     requests: &[UnlockRequest],
@@ -116,59 +125,207 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, String, i64): FromRow<'r, DB::Row>,
 {
+    let Some(since) = requests.iter().map(|r| r.window.counts_from).min() else {
+        return Ok(Vec::new());
+    };
+    let mut keys: Vec<i64> = requests.iter().map(|r| lock_key(&r.subject)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        lock::<DB>(conn, key).await?;
+    }
+    let mut subjects: Vec<&MeterSubject> = requests.iter().map(|r| &r.subject).collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    let mut held = unlocks_since::<DB>(conn, &subjects, since.timestamp_millis()).await?;
+    let mut new = Vec::new();
+    let mut answers = Vec::with_capacity(requests.len());
+    for request in requests {
+        let from = request.window.counts_from.timestamp_millis();
+        let counted = held
+            .iter()
+            .filter(|u| u.at >= from && u.audience == request.subject.audience.as_str())
+            .filter(|u| u.subject == request.subject.id.as_str());
+        let mut usage = Usage {
+            used: 0,
+            oldest: None,
+            has_article: false,
+        };
+        let mut oldest = None::<i64>;
+        for unlock in counted {
+            usage.used += 1;
+            oldest = Some(oldest.map_or(unlock.at, |o| o.min(unlock.at)));
+            usage.has_article |= unlock.article == request.article.as_str();
+        }
+        let outcome = if usage.has_article {
+            UnlockOutcome::AlreadyUnlocked
+        } else if usage.used >= request.limit {
+            UnlockOutcome::Exhausted
+        } else {
+            let unlock = StoredUnlock {
+                audience: request.subject.audience.as_str().to_owned(),
+                subject: request.subject.id.as_str().to_owned(),
+                article: request.article.as_str().to_owned(),
+                at: request.window.now.timestamp_millis(),
+            };
+            usage.used += 1;
+            usage.has_article = true;
+            oldest = Some(oldest.map_or(unlock.at, |o| o.min(unlock.at)));
+            new.push(held.len());
+            held.push(unlock);
+            UnlockOutcome::Unlocked
+        };
+        usage.oldest = oldest.map(instant).transpose()?;
+        answers.push(Unlock { outcome, usage });
+    }
+    for rows in new.chunks(ROWS_PER_INSERT) {
+        let values: Vec<String> = (0..rows.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * i + 1,
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO meter_unlocks (audience, subject, article_id, unlocked_at) VALUES {}",
+            values.join(", ")
+        );
+        let mut insert = sqlx::query::<DB>(&sql).persistent(false);
+        for &row in rows {
+            let unlock = &held[row];
+            insert = insert
+                .bind(unlock.audience.clone())
+                .bind(unlock.subject.clone())
+                .bind(unlock.article.clone())
+                .bind(unlock.at);
+        }
+        insert.execute(&mut *conn).await?;
+    }
+    Ok(answers)
+}
+
+/// One unlock as [`unlock`] reads it.
+struct StoredUnlock {
+    audience: String,
+    subject: String,
+    article: String,
+    at: i64,
+}
+
+/// Every unlock of `subjects` from `since` (Unix milliseconds) on.
+async fn unlocks_since<DB>(
+    conn: &mut DB::Connection,
+    subjects: &[&MeterSubject],
+    since: i64,
+) -> Result<Vec<StoredUnlock>, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (String, String, String, i64): FromRow<'r, DB::Row>,
+{
+    let mut held = Vec::new();
+    // Each term names the index's columns, so both engines read each subject's range of it.
+    for chunk in subjects.chunks(ROWS_PER_INSERT) {
+        let terms: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(audience = ${} AND subject = ${} AND unlocked_at >= ${})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT audience, subject, article_id, unlocked_at FROM meter_unlocks WHERE {}",
+            terms.join(" OR ")
+        );
+        let mut select =
+            sqlx::query_as::<DB, (String, String, String, i64)>(&sql).persistent(false);
+        for subject in chunk {
+            select = select
+                .bind(subject.audience.as_str().to_owned())
+                .bind(subject.id.as_str().to_owned())
+                .bind(since);
+        }
+        held.extend(select.fetch_all(&mut *conn).await?.into_iter().map(
+            |(audience, subject, article, at)| StoredUnlock {
+                audience,
+                subject,
+                article,
+                at,
+            },
+        ));
+    }
+    Ok(held)
+}
+
+/// [`unlock`] on PostgreSQL in one round trip: the migrations' `tollgate_unlock` function takes
+/// each subject's lock, counts and inserts, item by item, in the statement's own transaction.
+pub(super) async fn unlock_in_one_statement(
+    conn: &mut sqlx::PgConnection,
+    requests: &[UnlockRequest],
+) -> Result<Vec<Unlock>, StoreError> {
     let mut order: Vec<(i64, usize)> = requests
         .iter()
         .enumerate()
         .map(|(i, r)| (lock_key(&r.subject), i))
         .collect();
     order.sort_unstable();
-    let mut locked = None;
+    let ordered: Vec<&UnlockRequest> = order.iter().map(|&(_, i)| &requests[i]).collect();
+    let texts = |f: fn(&UnlockRequest) -> &str| -> Vec<String> {
+        ordered.iter().map(|r| f(r).to_owned()).collect()
+    };
+    let numbers =
+        |f: fn(&UnlockRequest) -> i64| -> Vec<i64> { ordered.iter().map(|r| f(r)).collect() };
+    let rows: Vec<(i32, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT item, outcome, used, oldest FROM tollgate_unlock($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(order.iter().map(|&(key, _)| key).collect::<Vec<i64>>())
+    .bind(texts(|r| r.subject.audience.as_str()))
+    .bind(texts(|r| r.subject.id.as_str()))
+    .bind(texts(|r| r.article.as_str()))
+    .bind(numbers(|r| r.window.counts_from.timestamp_millis()))
+    .bind(numbers(|r| r.window.now.timestamp_millis()))
+    .bind(numbers(|r| i64::from(r.limit)))
+    .fetch_all(conn)
+    .await?;
     let mut answers: Vec<Option<Unlock>> = vec![None; requests.len()];
-    for (key, i) in order {
-        let request = &requests[i];
-        if locked != Some(key) {
-            lock::<DB>(conn, key).await?;
-            locked = Some(key);
-        }
-        let usage = usage::<DB>(
-            conn,
-            &request.subject,
-            Some(&request.article),
-            &request.window,
-        )
-        .await?;
-        answers[i] = Some(if usage.has_article {
-            Unlock {
-                outcome: UnlockOutcome::AlreadyUnlocked,
-                usage,
+    for (item, outcome, used, oldest) in rows {
+        let position = usize::try_from(item - 1)
+            .ok()
+            .and_then(|p| order.get(p))
+            .map(|&(_, i)| i)
+            .ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("tollgate_unlock named item {item}"))
+            })?;
+        let outcome = match outcome.as_str() {
+            "unlocked" => UnlockOutcome::Unlocked,
+            "already_unlocked" => UnlockOutcome::AlreadyUnlocked,
+            "exhausted" => UnlockOutcome::Exhausted,
+            other => {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "tollgate_unlock answered {other:?}"
+                )));
             }
-        } else if usage.used >= request.limit {
-            Unlock {
-                outcome: UnlockOutcome::Exhausted,
-                usage,
-            }
-        } else {
-            let at = request.window.now;
-            insert_unlock::<DB>(
-                conn,
-                &request.subject,
-                request.article.as_str(),
-                at.timestamp_millis(),
-                None,
-            )
-            .await?;
-            Unlock {
-                outcome: UnlockOutcome::Unlocked,
-                usage: Usage {
-                    used: usage.used + 1,
-                    oldest: Some(usage.oldest.map_or(at, |oldest| oldest.min(at))),
-                    has_article: true,
-                },
-            }
+        };
+        answers[position] = Some(Unlock {
+            outcome,
+            usage: Usage {
+                used: u32::try_from(used).map_err(|e| StoreError::Other(e.into()))?,
+                oldest: oldest.map(instant).transpose()?,
+                has_article: outcome != UnlockOutcome::Exhausted,
+            },
         });
     }
     answers
@@ -208,13 +365,12 @@ where
     let rows = |subject: &MeterSubject, window: &Window| {
         sqlx::query_as::<DB, (String, i64)>(
             "SELECT article_id, unlocked_at FROM meter_unlocks WHERE audience = $1 \
-             AND subject = $2 AND unlocked_at >= $3 AND unlocked_at <= $4 \
+             AND subject = $2 AND unlocked_at >= $3 \
              ORDER BY unlocked_at, article_id",
         )
         .bind(subject.audience.as_str().to_owned())
         .bind(subject.id.as_str().to_owned())
         .bind(window.counts_from.timestamp_millis())
-        .bind(window.now.timestamp_millis())
     };
     let unlocked: Vec<(String, i64)> = rows(reader, reader_window).fetch_all(&mut *conn).await?;
     let mut held: Vec<String> = unlocked.into_iter().map(|(article, _)| article).collect();

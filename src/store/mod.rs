@@ -4,6 +4,7 @@
 //! Instants are stored the same way in both backends, as integer Unix milliseconds, so ordering
 //! comparisons behave identically; ids and times are made in Rust and bound, never by SQL.
 
+mod connections;
 mod meter;
 mod mirror;
 mod postgres;
@@ -65,6 +66,9 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
+        if connections::is_connection_failure(&err) {
+            connections::record_failure();
+        }
         if is_unavailable(&err) {
             Self::Unavailable(err.into())
         } else {

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use secrecy::ExposeSecret;
+use sqlx::pool::PoolConnection;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use tokio::task::JoinHandle;
 
@@ -25,7 +26,7 @@ use crate::domain::{
 };
 
 /// What differs between the backends.
-pub(super) trait Dialect: Database {
+pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// Which backend this is.
     const BACKEND: Backend;
     /// Starts a transaction that will write. SQLite must take the write lock up front, or two
@@ -40,18 +41,52 @@ pub(super) trait Dialect: Database {
 
     /// Applies the backend's migrations.
     fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>>;
+
+    /// Whether a batch of unlocks is one statement on this backend ([`Dialect::unlock_batch`],
+    /// PostgreSQL's `tollgate_unlock`), run on a connection the meter's writers keep. Otherwise
+    /// [`meter::unlock`] runs in a write transaction, which costs SQLite nothing since it runs
+    /// in-process.
+    const UNLOCKS_IN_ONE_STATEMENT: bool = false;
+
+    /// Unlocks a batch in one statement; only called where [`Dialect::UNLOCKS_IN_ONE_STATEMENT`].
+    fn unlock_batch<'a>(
+        _conn: &'a mut Self::Connection,
+        _requests: &'a [UnlockRequest],
+    ) -> BoxFuture<'a, Result<Vec<Unlock>, StoreError>> {
+        Box::pin(async {
+            Err(StoreError::Other(anyhow::anyhow!(
+                "this backend unlocks statement by statement"
+            )))
+        })
+    }
 }
 
 /// A [`Store`] over one sqlx pool.
 pub(super) struct SqlStore<DB: Database> {
     pub(super) pool: Pool<DB>,
     background: Vec<JoinHandle<()>>,
+    /// Connections kept by the meter's writers between batches where a batch is one statement
+    /// ([`Dialect::unlock_batch`]): taken from the pool once, they skip the pool's check of a
+    /// connection before and after each use, two round trips of the three a batch would cost.
+    /// One that fails is dropped, not kept.
+    unlock_connections: std::sync::Mutex<Vec<PoolConnection<DB>>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
     /// A store over `pool`; `background` tasks are stopped when the store is closed.
     pub(super) fn new(pool: Pool<DB>, background: Vec<JoinHandle<()>>) -> Self {
-        Self { pool, background }
+        Self {
+            pool,
+            background,
+            unlock_connections: std::sync::Mutex::default(),
+        }
+    }
+
+    fn kept_unlock_connections(&self) -> std::sync::MutexGuard<'_, Vec<PoolConnection<DB>>> {
+        // The list stays whole whatever panicked while holding it.
+        self.unlock_connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -369,6 +404,7 @@ where
     for<'r> PairRow: FromRow<'r, DB::Row>,
     for<'r> StoredEventRow: FromRow<'r, DB::Row>,
     for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
+    for<'r> (String, String, String, i64): FromRow<'r, DB::Row>,
     for<'r> (String, i64): FromRow<'r, DB::Row>,
     for<'r> SigningKeyRow: FromRow<'r, DB::Row>,
 {
@@ -883,6 +919,29 @@ where
     }
 
     async fn unlock(&self, requests: &[UnlockRequest]) -> Result<Vec<Unlock>, StoreError> {
+        if DB::UNLOCKS_IN_ONE_STATEMENT {
+            let kept = self.kept_unlock_connections().pop();
+            let (mut conn, was_kept) = match kept {
+                Some(conn) => (conn, true),
+                None => (self.pool.acquire().await?, false),
+            };
+            let mut answers = DB::unlock_batch(&mut conn, requests).await;
+            if was_kept && matches!(answers, Err(StoreError::Unavailable(_))) {
+                // A kept connection can die while it waits (the database restarted): once more
+                // on a fresh one, which the pool checks. Safe to repeat: an unlock that did
+                // commit is found again and answered as already unlocked, never counted twice.
+                conn.close_on_drop();
+                drop(conn);
+                conn = self.pool.acquire().await?;
+                answers = DB::unlock_batch(&mut conn, requests).await;
+            }
+            if answers.is_ok() {
+                self.kept_unlock_connections().push(conn);
+            } else {
+                conn.close_on_drop();
+            }
+            return answers;
+        }
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let answers = meter::unlock::<DB>(&mut tx, requests).await?;
         tx.commit().await?;
@@ -980,6 +1039,8 @@ where
         for task in &self.background {
             task.abort();
         }
+        // The pool waits for every connection to come back before it closes.
+        self.kept_unlock_connections().clear();
         self.pool.close().await;
     }
 }

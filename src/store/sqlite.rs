@@ -55,6 +55,9 @@ pub(super) async fn open(url: &str, settings: &Settings) -> Result<SqlStore<Sqli
         .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
         .max_lifetime(None)
         .acquire_timeout(settings.database_acquire_timeout)
+        // A connection to a file cannot drop the way one over a network can, and checking it
+        // costs a trip to its worker thread for every query.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(OpenError::Connect)?;

@@ -430,3 +430,97 @@ async fn malformed_missing_and_oversized_ids_are_refused_and_count_nothing() {
         .unwrap();
     problem(oversized, 413, "payload_too_large").await;
 }
+
+/// The store's batch unlock, as the meter's writer calls it: PostgreSQL answers a batch in one
+/// statement (`tollgate_unlock`), SQLite statement by statement; both must give each request the
+/// answer it would get alone, in order, seeing the batch's earlier unlocks.
+#[tokio::test]
+async fn a_batch_of_unlocks_answers_each_request_in_order_seeing_the_earlier_ones() {
+    use tollgate::domain::{
+        ArticleId, Audience, MeterPolicy, MeterSubject, Period, ReaderId, Window,
+    };
+    use tollgate::store::{UnlockOutcome, UnlockRequest};
+
+    let app = spawn_app().await;
+    let now = instant("2026-11-20T10:00:00Z");
+    let window: Window = MeterPolicy {
+        limit: 3,
+        period: Period::CalendarMonth,
+        time_zone: chrono_tz::UTC,
+    }
+    .window(now);
+    let request = |audience: Audience, subject: &str, article: &str| UnlockRequest {
+        subject: MeterSubject {
+            audience,
+            id: ReaderId::parse(subject).unwrap(),
+        },
+        article: ArticleId::parse(article).unwrap(),
+        window,
+        limit: 3,
+    };
+    let batch = [
+        request(Audience::Registered, "r-1", "a1"),
+        request(Audience::Registered, "r-2", "a1"),
+        request(Audience::Registered, "r-1", "a2"),
+        request(Audience::Registered, "r-1", "a1"),
+        request(Audience::Anonymous, "r-1", "a1"),
+        request(Audience::Registered, "r-1", "a3"),
+        request(Audience::Registered, "r-1", "a4"),
+    ];
+    let answers = app.store.unlock(&batch).await.unwrap();
+    let got: Vec<(UnlockOutcome, u32, bool)> = answers
+        .iter()
+        .map(|a| (a.outcome, a.usage.used, a.usage.has_article))
+        .collect();
+    use UnlockOutcome::{AlreadyUnlocked, Exhausted, Unlocked};
+    assert_eq!(
+        got,
+        [
+            (Unlocked, 1, true),
+            (Unlocked, 1, true),
+            (Unlocked, 2, true),
+            (AlreadyUnlocked, 2, true),
+            // The same id as a device is another meter.
+            (Unlocked, 1, true),
+            (Unlocked, 3, true),
+            (Exhausted, 3, false),
+        ]
+    );
+    assert!(answers.iter().all(|a| a.usage.oldest == Some(now)));
+    // Only the unlocks were written: a second batch sees them.
+    let again = app
+        .store
+        .unlock(&[request(Audience::Registered, "r-1", "a2")])
+        .await
+        .unwrap();
+    assert_eq!(again[0].outcome, AlreadyUnlocked);
+    assert_eq!(again[0].usage.used, 3);
+    assert!(app.store.unlock(&[]).await.unwrap().is_empty());
+
+    // A request made earlier can reach the writer after a later one (it waited for the reader's
+    // entitlements, or came from an instance whose clock is behind): it still sees that unlock.
+    let earlier = MeterPolicy {
+        limit: 3,
+        period: Period::CalendarMonth,
+        time_zone: chrono_tz::UTC,
+    }
+    .window(now - chrono::TimeDelta::seconds(1));
+    let late = |article: &str| UnlockRequest {
+        window: earlier,
+        ..request(Audience::Registered, "r-3", article)
+    };
+    let answers = app
+        .store
+        .unlock(&[
+            request(Audience::Registered, "r-3", "a1"),
+            request(Audience::Registered, "r-3", "a2"),
+            late("a3"),
+            late("a4"),
+        ])
+        .await
+        .unwrap();
+    let outcomes: Vec<UnlockOutcome> = answers.iter().map(|a| a.outcome).collect();
+    assert_eq!(outcomes, [Unlocked, Unlocked, Unlocked, Exhausted]);
+    let after = app.store.unlock(&[late("a5")]).await.unwrap();
+    assert_eq!((after[0].outcome, after[0].usage.used), (Exhausted, 3));
+}
