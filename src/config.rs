@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::domain::{Audience, Entitlement, MeterPolicy, Period};
+use crate::domain::{Audience, Entitlement, MeterPolicy, Origin, Period};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -129,6 +129,10 @@ pub struct Settings {
     /// generates keys and keeps them in the database. In the environment, comma-separated.
     #[serde(deserialize_with = "deserialize_list")]
     pub signing_key_files: Vec<PathBuf>,
+    /// Origins (`https://www.example.com`) that checkout and the billing portal may send readers
+    /// back to; any other redirect URL is refused. In the environment, comma-separated.
+    #[serde(deserialize_with = "deserialize_list")]
+    pub allowed_redirect_origins: Vec<Origin>,
     /// How long an instance keeps a reader's entitlements in memory; a change another instance
     /// made (a webhook, a revoked grant) reaches this one within this time. `0s` turns it off.
     #[serde(with = "humantime_serde")]
@@ -172,6 +176,7 @@ impl Default for Settings {
             meter_anonymous_period: Period::CalendarMonth,
             meter_time_zone: Tz::UTC,
             meterable_entitlements: vec![Entitlement::from_stored("articles".into())],
+            allowed_redirect_origins: Vec::new(),
             token_issuer: "tollgate".into(),
             token_audience: "paywall".into(),
             entitlement_token_ttl: Duration::from_secs(15 * 60),

@@ -110,6 +110,7 @@ pub mod entitlements;
 pub mod meter;
 pub mod plan;
 pub mod reader;
+pub mod redirect;
 pub mod subscription;
 pub mod webhook_event;
 
@@ -121,5 +122,6 @@ pub use meter::{
 };
 pub use plan::{Entitlement, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
 pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
+pub use redirect::{InvalidRedirect, Origin, RedirectUrl};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
 pub use webhook_event::{EventStatus, NewWebhookEvent, WebhookEvent};

@@ -3,6 +3,7 @@
 
 mod access;
 mod admin;
+mod checkout;
 mod health;
 mod json;
 mod keys;
@@ -171,6 +172,18 @@ fn table() -> Vec<ApiRoute> {
             "/v1/admin/signing-keys/rotate",
             Access::ADMIN,
             web::route().to(access::rotate_signing_key),
+        ),
+        route(
+            Method::POST,
+            "/v1/checkout/sessions",
+            SERVICE,
+            web::route().to(checkout::create_checkout),
+        ),
+        route(
+            Method::POST,
+            "/v1/portal/sessions",
+            SERVICE,
+            web::route().to(checkout::create_portal),
         ),
         route(
             Method::GET,

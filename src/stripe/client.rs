@@ -1,5 +1,6 @@
-//! Outbound Stripe API calls for the reconcile job: one page of subscriptions, invoices, refunds or
-//! invoice payments at a time, each object kept as raw JSON for the caller's tolerant parsers.
+//! Outbound Stripe API calls: for the reconcile job, one page of subscriptions, invoices, refunds
+//! or invoice payments at a time, each object kept as raw JSON for the caller's tolerant parsers;
+//! for the subscribe flow, Checkout and Billing Portal sessions.
 //!
 //! # Built on async-stripe, and where it stops
 //!
@@ -36,7 +37,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use stripe::{ClientBuilder, RequestStrategy};
-use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_client_core::{IdempotencyKey, RequestBuilder, StripeMethod};
 
 /// Objects asked for per page: Stripe's maximum.
 const PAGE_LIMIT: u32 = 100;
@@ -113,13 +114,39 @@ impl StripeError {
 }
 
 /// A Stripe error message on one line (control characters become spaces), cut to
-/// [`MAX_MESSAGE_CHARS`], so it can go into a log line as it is.
+/// [`MAX_MESSAGE_CHARS`], with anything shaped like a Stripe secret replaced, so it can go into a
+/// log line or an answer as it is. (Stripe masks keys it quotes, but this does not rely on it.)
 fn bounded_message(message: &str) -> String {
-    message
+    let one_line: String = message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(MAX_MESSAGE_CHARS)
-        .collect()
+        .collect();
+    redact_secrets(&one_line)
+}
+
+/// Prefixes of Stripe's secrets: secret and restricted keys, webhook signing secrets.
+const SECRET_PREFIXES: [&str; 5] = ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"];
+
+/// `text` with every word that starts like a Stripe secret replaced by `[redacted]`.
+fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, prefix)) = SECRET_PREFIXES
+        .iter()
+        .filter_map(|p| rest.find(p).map(|at| (at, *p)))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        out.push_str("[redacted]");
+        let after = &rest[at + prefix.len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '*' || c == '_'))
+            .unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A client for Stripe's REST API, reading lists one page at a time. Cheap to clone.
@@ -265,6 +292,94 @@ impl StripeClient {
         .await
     }
 
+    /// `POST /v1/checkout/sessions`: a Checkout Session in subscription mode. With an
+    /// `idempotency_key`, Stripe answers a retried call with the session it created first.
+    pub async fn create_checkout_session(
+        &self,
+        request: &CheckoutSessionRequest<'_>,
+        idempotency_key: Option<&str>,
+    ) -> Result<CheckoutSession, StripeError> {
+        let form = CheckoutSessionForm {
+            mode: "subscription",
+            line_items: [LineItem {
+                price: request.price,
+                quantity: 1,
+            }],
+            success_url: request.success_url,
+            cancel_url: request.cancel_url,
+            client_reference_id: request.reader_id,
+            metadata: ReaderMetadata {
+                reader_id: request.reader_id,
+            },
+            subscription_data: SubscriptionData {
+                metadata: ReaderMetadata {
+                    reader_id: request.reader_id,
+                },
+                trial_period_days: request.trial_days.filter(|days| *days > 0),
+            },
+            customer: request.customer,
+            customer_email: request
+                .customer
+                .is_none()
+                .then_some(request.customer_email)
+                .flatten(),
+            allow_promotion_codes: request.allow_promotion_codes.then_some(true),
+        };
+        let session: RawCheckoutSession = self
+            .post("/checkout/sessions", &form, idempotency_key)
+            .await?;
+        let url = session
+            .url
+            .ok_or_else(|| StripeError::Unexpected("a Checkout Session without a url".into()))?;
+        Ok(CheckoutSession {
+            id: session.id,
+            url,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// `POST /v1/billing_portal/sessions`: a Billing Portal session for `customer`, which
+    /// returns the reader to `return_url`.
+    pub async fn create_portal_session(
+        &self,
+        customer: &str,
+        return_url: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<PortalSession, StripeError> {
+        let session: RawPortalSession = self
+            .post(
+                "/billing_portal/sessions",
+                &PortalSessionForm {
+                    customer,
+                    return_url,
+                },
+                idempotency_key,
+            )
+            .await?;
+        Ok(PortalSession { url: session.url })
+    }
+
+    async fn post<T: miniserde::Deserialize>(
+        &self,
+        path: &str,
+        form: &impl Serialize,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, StripeError> {
+        let strategy = match idempotency_key {
+            Some(key) => RequestStrategy::Idempotent(
+                IdempotencyKey::new(key).map_err(|e| StripeError::Config(e.to_string()))?,
+            ),
+            None => RequestStrategy::Once,
+        };
+        RequestBuilder::new(StripeMethod::Post, path)
+            .form(form)
+            .customize::<T>()
+            .request_strategy(strategy)
+            .send(&self.inner)
+            .await
+            .map_err(|error| StripeError::from_library(error, self.timeout))
+    }
+
     async fn list(&self, path: &str, query: &impl Serialize) -> Result<Page, StripeError> {
         let list: RawList = RequestBuilder::new(StripeMethod::Get, path)
             .query(query)
@@ -328,6 +443,101 @@ struct PaymentFilter<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     payment_intent: &'a str,
+}
+
+/// What a Checkout Session is made of; see [`StripeClient::create_checkout_session`].
+#[derive(Debug, Clone, Copy)]
+pub struct CheckoutSessionRequest<'a> {
+    /// The Stripe price subscribed to.
+    pub price: &'a str,
+    /// Where Stripe sends the reader after paying (`{CHECKOUT_SESSION_ID}` is filled in).
+    pub success_url: &'a str,
+    /// Where Stripe sends the reader who gives up.
+    pub cancel_url: &'a str,
+    /// The reader, carried as `client_reference_id` and in both metadata.
+    pub reader_id: &'a str,
+    /// The reader's Stripe customer, when they have one.
+    pub customer: Option<&'a str>,
+    /// The e-mail address to fill in, when there is no customer.
+    pub customer_email: Option<&'a str>,
+    /// Free days before the first payment, if any.
+    pub trial_days: Option<u32>,
+    /// Whether the reader may enter a promotion code.
+    pub allow_promotion_codes: bool,
+}
+
+/// A Checkout Session Stripe created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    /// `cs_...`.
+    pub id: String,
+    /// Where to send the reader.
+    pub url: String,
+    /// When the session expires (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// A Billing Portal session Stripe created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// Where to send the reader.
+    pub url: String,
+}
+
+#[derive(Serialize)]
+struct CheckoutSessionForm<'a> {
+    mode: &'static str,
+    line_items: [LineItem<'a>; 1],
+    success_url: &'a str,
+    cancel_url: &'a str,
+    client_reference_id: &'a str,
+    metadata: ReaderMetadata<'a>,
+    subscription_data: SubscriptionData<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_promotion_codes: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct LineItem<'a> {
+    price: &'a str,
+    quantity: u32,
+}
+
+/// The reader, so the webhooks that follow can be linked to them.
+#[derive(Serialize)]
+struct ReaderMetadata<'a> {
+    reader_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct SubscriptionData<'a> {
+    metadata: ReaderMetadata<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial_period_days: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct PortalSessionForm<'a> {
+    customer: &'a str,
+    return_url: &'a str,
+}
+
+/// The fields of a Checkout Session tollgate reads; the others are ignored.
+#[derive(miniserde::Deserialize)]
+struct RawCheckoutSession {
+    id: String,
+    url: Option<String>,
+    expires_at: i64,
+}
+
+/// The field of a Billing Portal session tollgate reads.
+#[derive(miniserde::Deserialize)]
+struct RawPortalSession {
+    url: String,
 }
 
 /// A Stripe list as async-stripe can hand it over: its other keys (`object`, `url`) are ignored.

@@ -4,7 +4,9 @@
 
 mod access;
 mod access_matrix;
+mod checkout;
 mod cli;
+mod fake_stripe;
 mod health;
 mod helpers;
 mod keys;

@@ -2,18 +2,14 @@
 //! actix-web server that answers list endpoints a page at a time with the fixtures' objects and
 //! records every request it gets.
 
-use std::sync::{Arc, Mutex};
-
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::HttpResponse;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tollgate::clock::Clock;
 
-use crate::helpers::{
-    Options, TestApp, TestDatabase, at, event, problem, spawn_app, spawn_app_with,
-};
+use crate::fake_stripe::{FakeStripe, unrecognized};
+use crate::helpers::{TestApp, TestDatabase, at, event, problem, spawn_app};
 
 const SUBSCRIPTION_CREATED: &[u8] =
     include_bytes!("../fixtures/stripe/customer.subscription.created.json");
@@ -39,100 +35,15 @@ const INVOICE: &str = "in_1TPeerInvoice001";
 const REFUND: &str = "re_3TPeerRefund0001";
 const PAYMENT_INTENT: &str = "pi_3TPeerPayment001";
 
-/// What the fake Stripe saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    /// The query string's pairs, percent-decoded (`created%5Bgte%5D` reads `created[gte]`).
-    query: Vec<(String, String)>,
-    authorization: Option<String>,
+/// The fake's app, with the reconcile tests' key.
+trait ReconcileApp {
+    async fn app(&self) -> TestApp;
 }
 
-impl Seen {
-    fn of(req: &HttpRequest) -> Self {
-        Self {
-            path: req.path().to_owned(),
-            query: url::form_urlencoded::parse(req.query_string().as_bytes())
-                .into_owned()
-                .collect(),
-            authorization: req
-                .headers()
-                .get("authorization")
-                .map(|v| v.to_str().unwrap().to_owned()),
-        }
-    }
-
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-type Answer = Arc<dyn Fn(&Seen) -> HttpResponse + Send + Sync>;
-
-/// A local stand-in for api.stripe.com: answers every request with `answer`, records it.
-struct FakeStripe {
-    base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    handle: ServerHandle,
-}
-
-impl FakeStripe {
-    async fn start(answer: impl Fn(&Seen) -> HttpResponse + Send + Sync + 'static) -> Self {
-        let answer: Answer = Arc::new(answer);
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorded = Arc::clone(&seen);
-        let server = HttpServer::new(move || {
-            let answer = Arc::clone(&answer);
-            let recorded = Arc::clone(&recorded);
-            App::new().default_service(web::to(move |req: HttpRequest| {
-                let answer = Arc::clone(&answer);
-                let recorded = Arc::clone(&recorded);
-                async move {
-                    let seen = Seen::of(&req);
-                    let response = answer(&seen);
-                    recorded.lock().unwrap().push(seen);
-                    response
-                }
-            }))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
-        .unwrap();
-        let address = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Self {
-            base: format!("http://{address}/"),
-            seen,
-            handle,
-        }
-    }
-
-    /// Every request so far, in the order they came.
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn paths(&self) -> Vec<String> {
-        self.seen().into_iter().map(|s| s.path).collect()
-    }
-
+impl ReconcileApp for FakeStripe {
     /// An app whose Stripe API is this fake, reached with [`SECRET_KEY`].
     async fn app(&self) -> TestApp {
-        spawn_app_with(Options {
-            stripe_api: Some((self.base.clone(), SECRET_KEY)),
-            ..Options::default()
-        })
-        .await
-    }
-
-    async fn stop(self) {
-        self.handle.stop(false).await;
+        self.app_with(SECRET_KEY, None).await
     }
 }
 
@@ -144,14 +55,6 @@ fn list(url: &str, has_more: bool, data: Vec<Value>) -> HttpResponse {
         "has_more": has_more,
         "url": url,
     }))
-}
-
-/// Stripe's answer to a request it has no route for.
-fn unrecognized(seen: &Seen) -> HttpResponse {
-    HttpResponse::NotFound().json(json!({ "error": {
-        "type": "invalid_request_error",
-        "message": format!("Unrecognized request URL (GET: {})", seen.path),
-    } }))
 }
 
 /// The `data.object` of a fixture event.
