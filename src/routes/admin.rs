@@ -5,15 +5,12 @@ use actix_web::{HttpResponse, web};
 use crate::error::ApiError;
 use crate::reconcile::{Reconcile, SyncError};
 use crate::startup::AppState;
-use crate::stripe::client::StripeError;
+use crate::stripe::client::{StripeClient, StripeError};
 
 /// Reads subscriptions and recent invoices and refunds from Stripe and repairs the mirror.
 #[tracing::instrument(skip_all)]
 pub async fn sync(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let client = state.stripe.as_ref().ok_or_else(|| ApiError::Unavailable {
-        code: "stripe_not_configured",
-        detail: "no Stripe secret key is configured (stripe_secret_key)".into(),
-    })?;
+    let client = stripe_client(&state)?;
     let reconcile = Reconcile {
         client,
         store: state.store.as_ref(),
@@ -30,6 +27,14 @@ pub async fn sync(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
     state.access.cache().forget_all();
     tracing::info!(?report, "reconcile finished");
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// The Stripe client, or the 503 that says none is configured.
+pub(crate) fn stripe_client(state: &AppState) -> Result<&StripeClient, ApiError> {
+    state.stripe.as_ref().ok_or_else(|| ApiError::Unavailable {
+        code: "stripe_not_configured",
+        detail: "no Stripe secret key is configured (stripe_secret_key)".into(),
+    })
 }
 
 /// A Stripe failure as the API shows it: Stripe's error type and message, never the key.

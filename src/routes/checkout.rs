@@ -14,12 +14,12 @@ use serde_json::json;
 use crate::domain::entitlements::held;
 use crate::domain::{PlanId, ReaderId, RedirectUrl, StripePriceId};
 use crate::error::ApiError;
-use crate::routes::admin::stripe_problem;
+use crate::routes::admin::{stripe_client, stripe_problem};
 use crate::routes::json::{self, ApiJson};
 use crate::routes::rfc3339;
 use crate::startup::AppState;
 use crate::store::ReaderRecord;
-use crate::stripe::client::{CheckoutSessionRequest, StripeClient};
+use crate::stripe::client::CheckoutSessionRequest;
 
 /// Longest `Idempotency-Key` passed on to Stripe, which allows 255 characters.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -104,7 +104,7 @@ pub async fn create_checkout(
         success_url: success_url.as_str(),
         cancel_url: cancel_url.as_str(),
         reader_id: body.reader_id.as_str(),
-        customer: current_customer(&record),
+        customer: record.current_customer(),
         customer_email: email,
         trial_days: Some(plan.spec.trial_days),
         allow_promotion_codes: plan.spec.allow_promotion_codes,
@@ -143,7 +143,7 @@ pub async fn create_portal(
     let idempotency_key = idempotency_key(&req)?;
     let return_url = redirect(&state, "return_url", &body.return_url)?;
     let record = state.store.reader(&body.reader_id).await?;
-    let customer = current_customer(&record).ok_or_else(|| {
+    let customer = record.current_customer().ok_or_else(|| {
         ApiError::NotFound(format!(
             "reader `{}` has no Stripe customer yet: they have never been through checkout",
             body.reader_id
@@ -156,23 +156,6 @@ pub async fn create_portal(
         .map_err(stripe_problem)?;
     tracing::info!(reader_id = %body.reader_id, "billing portal session created");
     Ok(HttpResponse::Created().json(json!({ "url": session.url })))
-}
-
-fn stripe_client(state: &AppState) -> Result<&StripeClient, ApiError> {
-    state.stripe.as_ref().ok_or_else(|| ApiError::Unavailable {
-        code: "stripe_not_configured",
-        detail: "no Stripe secret key is configured (stripe_secret_key)".into(),
-    })
-}
-
-/// The reader's Stripe customer: the most recently linked one Stripe has not deleted.
-fn current_customer(record: &ReaderRecord) -> Option<&str> {
-    record
-        .customers
-        .iter()
-        .rev()
-        .find(|c| c.deleted_at.is_none())
-        .map(|c| c.id.as_str())
 }
 
 /// Whether the reader's subscriptions in good standing (grants aside) already grant every

@@ -92,13 +92,7 @@ pub async fn get(
         .access
         .meter(&MeterSubject::reader(id.clone()))
         .await?;
-    // The customer a portal session would use: the latest link Stripe has not deleted.
-    let customer = record
-        .customers
-        .iter()
-        .rev()
-        .find(|c| c.deleted_at.is_none())
-        .map(|c| c.id.clone());
+    let customer = record.current_customer();
     Ok(HttpResponse::Ok().json(json!({
         "reader_id": id,
         "stripe_customer_id": customer,

@@ -230,6 +230,17 @@ pub struct ReaderRecord {
     pub grants: Vec<Grant>,
 }
 
+impl ReaderRecord {
+    /// The customer checkout and the billing portal use: the latest link Stripe has not deleted.
+    pub fn current_customer(&self) -> Option<&str> {
+        self.customers
+            .iter()
+            .rev()
+            .find(|c| c.deleted_at.is_none())
+            .map(|c| c.id.as_str())
+    }
+}
+
 /// A request to unlock one article on one meter.
 #[derive(Debug, Clone)]
 pub struct UnlockRequest {
