@@ -1,4 +1,4 @@
-//! Reconcile: read subscriptions (all of them) and recent invoices and refunds from Stripe's API
+//! Reconcile: read prices and subscriptions (all of them) and recent invoices and refunds from Stripe's API
 //! and repair the mirror with them, for webhooks that were missed or that arrived before their
 //! reader was known. Snapshots are versioned by the time they were read, so they replace what
 //! the mirror holds unless a newer event (or a final state) is there already.
@@ -33,6 +33,8 @@ pub struct Counts {
 /// What a reconcile saw and changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
+    /// Prices, active or not.
+    pub prices: Counts,
     /// Subscriptions, all statuses.
     pub subscriptions: Counts,
     /// Invoices created in the window.
@@ -79,6 +81,23 @@ impl Reconcile<'_> {
         };
         let mut linked = Vec::new();
         let client = self.client;
+
+        let prices = self
+            .read_all(
+                |after: Option<String>| async move { client.list_prices(after.as_deref()).await },
+            )
+            .await?;
+        let changes = self.parse(&prices, &mut report.prices, |object| {
+            Ok(vec![Change::Price(objects::price(
+                object,
+                Version::sync(now),
+            )?)])
+        });
+        for outcome in self.store.apply_sync(&changes, now).await? {
+            if let ApplyOutcome::Applied(applied) = outcome {
+                report.prices.changed += applied.prices_changed;
+            }
+        }
 
         let subscriptions = self
             .read_all(|after: Option<String>| async move {

@@ -171,6 +171,8 @@ pub enum Change {
     InvoicePayment(InvoicePayment),
     /// Refunds of one charge.
     Refunds(Vec<Refund>),
+    /// A price's state (from a `price.*` event, or carried by a subscription item).
+    Price(super::Price),
     /// A customer was deleted in Stripe.
     CustomerDeleted {
         /// The Stripe customer.

@@ -109,6 +109,7 @@ pub mod billing;
 pub mod entitlements;
 pub mod meter;
 pub mod plan;
+pub mod price;
 pub mod reader;
 pub mod redirect;
 pub mod subscription;
@@ -121,6 +122,7 @@ pub use meter::{
     ArticleId, Audience, MeterPolicy, MeterState, MeterSubject, Period, Usage, Window,
 };
 pub use plan::{Entitlement, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
+pub use price::{Interval, Price, Recurring};
 pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
 pub use redirect::{InvalidRedirect, Origin, RedirectUrl};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};

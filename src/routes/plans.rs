@@ -1,9 +1,11 @@
 //! `/v1/plans`: what is sold and what it grants. Admins write; sites (service keys) read.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Entitlement, Plan, PlanId, PlanSpec, StripePriceId};
+use crate::domain::{Entitlement, Plan, PlanId, PlanSpec, Price, Recurring, StripePriceId};
 use crate::error::ApiError;
 use crate::routes::json::ApiJson;
 use crate::routes::rfc3339;
@@ -23,12 +25,42 @@ pub struct PutPlan {
     allow_promotion_codes: bool,
 }
 
+/// A plan price as the API shows it: what Stripe says of it, or only its id (and nulls) while
+/// no `price.*` event, subscription or reconcile has told tollgate about it yet.
+#[derive(Debug, Serialize)]
+struct PriceView {
+    id: StripePriceId,
+    known: bool,
+    active: Option<bool>,
+    currency: Option<String>,
+    unit_amount: Option<i64>,
+    recurring: Option<Recurring>,
+    nickname: Option<String>,
+    product: Option<String>,
+}
+
+impl PriceView {
+    fn new(id: StripePriceId, known: Option<&Price>) -> Self {
+        Self {
+            id,
+            known: known.is_some(),
+            active: known.map(|p| p.active),
+            currency: known.map(|p| p.currency.clone()),
+            unit_amount: known.and_then(|p| p.unit_amount),
+            recurring: known.and_then(|p| p.recurring),
+            nickname: known.and_then(|p| p.nickname.clone()),
+            product: known.and_then(|p| p.product.clone()),
+        }
+    }
+}
+
 /// A plan as the API shows it.
 #[derive(Debug, Serialize)]
 struct PlanView {
     id: PlanId,
     name: String,
     stripe_prices: Vec<StripePriceId>,
+    prices: Vec<PriceView>,
     entitlements: Vec<Entitlement>,
     trial_days: u32,
     allow_promotion_codes: bool,
@@ -38,11 +70,18 @@ struct PlanView {
     updated_at: String,
 }
 
-impl From<Plan> for PlanView {
-    fn from(plan: Plan) -> Self {
+impl PlanView {
+    /// `plan`, with what `known` says of its prices.
+    fn new(plan: Plan, known: &HashMap<StripePriceId, Price>) -> Self {
         Self {
             id: plan.id,
             name: plan.spec.name,
+            prices: plan
+                .spec
+                .stripe_prices
+                .iter()
+                .map(|id| PriceView::new(id.clone(), known.get(id)))
+                .collect(),
             stripe_prices: plan.spec.stripe_prices,
             entitlements: plan.spec.entitlements,
             trial_days: plan.spec.trial_days,
@@ -53,6 +92,26 @@ impl From<Plan> for PlanView {
             updated_at: rfc3339(plan.updated_at),
         }
     }
+}
+
+/// The prices the mirror knows of one plan (or of every plan), by id.
+async fn known_prices(
+    state: &AppState,
+    plan: Option<&PlanId>,
+) -> Result<HashMap<StripePriceId, Price>, ApiError> {
+    Ok(state
+        .store
+        .plan_prices(plan)
+        .await?
+        .into_iter()
+        .map(|price| (price.id.clone(), price))
+        .collect())
+}
+
+/// `plan` as the API shows it, with its prices.
+async fn view(state: &AppState, plan: Plan) -> Result<PlanView, ApiError> {
+    let known = known_prices(state, Some(&plan.id)).await?;
+    Ok(PlanView::new(plan, &known))
 }
 
 fn not_found(plan_id: &str) -> ApiError {
@@ -89,11 +148,11 @@ pub async fn put(
     match written {
         PlanWrite::Created(plan) => {
             tracing::info!("plan created");
-            Ok(HttpResponse::Created().json(PlanView::from(plan)))
+            Ok(HttpResponse::Created().json(view(&state, plan).await?))
         }
         PlanWrite::Replaced(plan) => {
             tracing::info!("plan replaced");
-            Ok(HttpResponse::Ok().json(PlanView::from(plan)))
+            Ok(HttpResponse::Ok().json(view(&state, plan).await?))
         }
         PlanWrite::PriceTaken { price, plan } => Err(ApiError::conflict(
             "price_in_use",
@@ -107,12 +166,13 @@ pub async fn put(
 /// Every plan, archived ones marked.
 #[tracing::instrument(skip_all)]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let known = known_prices(&state, None).await?;
     let items: Vec<PlanView> = state
         .store
         .list_plans()
         .await?
         .into_iter()
-        .map(PlanView::from)
+        .map(|plan| PlanView::new(plan, &known))
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
@@ -128,7 +188,7 @@ pub async fn get(
         .get_plan(&known_id(&plan_id)?)
         .await?
         .ok_or_else(|| not_found(&plan_id))?;
-    Ok(HttpResponse::Ok().json(PlanView::from(plan)))
+    Ok(HttpResponse::Ok().json(view(&state, plan).await?))
 }
 
 /// Archives a plan: its subscribers keep what it grants, nobody new may buy it. Archiving an
@@ -145,5 +205,5 @@ pub async fn archive(
         .ok_or_else(|| not_found(&plan_id))?;
     state.access.cache().forget_all();
     tracing::info!("plan archived");
-    Ok(HttpResponse::Ok().json(PlanView::from(plan)))
+    Ok(HttpResponse::Ok().json(view(&state, plan).await?))
 }

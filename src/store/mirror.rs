@@ -9,8 +9,8 @@ use super::sql::{Dialect, SqlStore, instant};
 use super::{ApplyReport, StoreError};
 use crate::domain::subscription::{past_due_since, supersedes};
 use crate::domain::{
-    Change, Grant, GrantId, Invoice, InvoicePayment, ReaderId, Refund, Subscription,
-    SubscriptionItem, SubscriptionStatus, Version,
+    Change, Grant, GrantId, Interval, Invoice, InvoicePayment, Price, ReaderId, Recurring, Refund,
+    Subscription, SubscriptionItem, SubscriptionStatus, Version,
 };
 use crate::domain::{Entitlement, StripePriceId};
 
@@ -80,6 +80,49 @@ pub(super) struct GrantRow {
 pub(super) struct PairRow {
     owner: String,
     value: String,
+}
+
+#[derive(FromRow)]
+pub(super) struct PriceRow {
+    id: String,
+    product: Option<String>,
+    active: bool,
+    currency: String,
+    unit_amount: Option<i64>,
+    recurring_interval: Option<String>,
+    recurring_count: Option<i64>,
+    nickname: Option<String>,
+    version_created: i64,
+    version_source: String,
+}
+
+impl TryFrom<PriceRow> for Price {
+    type Error = StoreError;
+
+    fn try_from(row: PriceRow) -> Result<Self, StoreError> {
+        let recurring = row
+            .recurring_interval
+            .map(|interval| -> Result<_, StoreError> {
+                Ok(Recurring {
+                    interval: interval.parse::<Interval>().map_err(other)?,
+                    interval_count: row.recurring_count.unwrap_or(1),
+                })
+            })
+            .transpose()?;
+        Ok(Price {
+            id: StripePriceId::from_stored(row.id),
+            product: row.product,
+            active: row.active,
+            currency: row.currency,
+            unit_amount: row.unit_amount,
+            recurring,
+            nickname: row.nickname,
+            version: Version {
+                created: row.version_created,
+                source: row.version_source,
+            },
+        })
+    }
 }
 
 #[derive(FromRow)]
@@ -236,6 +279,10 @@ where
                 }
                 Ok(Step::Done)
             }
+            Change::Price(price) => {
+                Self::put_price(conn, price, at, report).await?;
+                Ok(Step::Done)
+            }
             Change::CustomerDeleted { customer_id } => {
                 sqlx::query(
                     "INSERT INTO customers (id, deleted_at, updated_at) VALUES ($1, $2, $2) \
@@ -251,6 +298,46 @@ where
                 Ok(Step::Done)
             }
         }
+    }
+
+    /// Stores a price snapshot unless the mirror holds a newer one.
+    async fn put_price(
+        conn: &mut DB::Connection,
+        price: &Price,
+        at: DateTime<Utc>,
+        report: &mut ApplyReport,
+    ) -> Result<(), StoreError> {
+        let written = sqlx::query(
+            "INSERT INTO prices (id, product, active, currency, unit_amount, recurring_interval, \
+             recurring_count, nickname, version_created, version_source, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (id) DO UPDATE SET product = excluded.product, active = excluded.active, \
+             currency = excluded.currency, unit_amount = excluded.unit_amount, \
+             recurring_interval = excluded.recurring_interval, \
+             recurring_count = excluded.recurring_count, nickname = excluded.nickname, \
+             version_created = excluded.version_created, \
+             version_source = excluded.version_source, updated_at = excluded.updated_at \
+             WHERE excluded.version_created > prices.version_created \
+             OR (excluded.version_created = prices.version_created \
+             AND excluded.version_source > prices.version_source)",
+        )
+        .bind(price.id.as_str().to_owned())
+        .bind(price.product.clone())
+        .bind(price.active)
+        .bind(price.currency.clone())
+        .bind(price.unit_amount)
+        .bind(price.recurring.map(|r| r.interval.as_str().to_owned()))
+        .bind(price.recurring.map(|r| r.interval_count))
+        .bind(price.nickname.clone())
+        .bind(price.version.created)
+        .bind(price.version.source.clone())
+        .bind(at.timestamp_millis())
+        .execute(&mut *conn)
+        .await?;
+        if DB::rows_affected(&written) > 0 {
+            report.prices_changed += 1;
+        }
+        Ok(())
     }
 
     pub(super) async fn customer(

@@ -20,7 +20,7 @@ use secrecy::ExposeSecret;
 use crate::config::Settings;
 use crate::domain::{
     ApiKey, ApiKeyId, ArticleId, Change, EventStatus, Grant, GrantId, KeyHash, MeterSubject,
-    NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId, StripePriceId,
+    NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, Price, ReaderId, StripePriceId,
     Subscription, Usage, WebhookEvent, Window,
 };
 
@@ -173,8 +173,10 @@ pub struct StoredEvent {
 /// What operators should know about changes that were applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
-    /// How many mirrored objects changed.
+    /// How many mirrored objects changed (prices aside: they grant nothing).
     pub changed: u64,
+    /// How many price snapshots were stored.
+    pub prices_changed: u64,
     /// Customers newly linked to a reader: events waiting for them can be applied now.
     pub linked_customers: Vec<String>,
     /// Subscription item prices that belong to no plan, and so grant nothing.
@@ -355,6 +357,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every plan, archived or not, by id.
     async fn list_plans(&self) -> Result<Vec<Plan>, StoreError>;
+
+    /// What the mirror knows of the prices of one plan, or of every plan; prices Stripe has
+    /// not told tollgate about yet are missing.
+    async fn plan_prices(&self, plan: Option<&PlanId>) -> Result<Vec<Price>, StoreError>;
 
     /// Archives a plan from `at` on (archiving twice keeps the first time); `None` if no plan
     /// has this id.

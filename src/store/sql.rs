@@ -11,8 +11,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use tokio::task::JoinHandle;
 
 use super::mirror::{
-    CustomerRow, GrantRow, ItemRow, PairRow, Step, SubscriptionRow, SubscriptionVersionRow,
-    VersionRow, assemble_grants, assemble_subscriptions,
+    CustomerRow, GrantRow, ItemRow, PairRow, PriceRow, Step, SubscriptionRow,
+    SubscriptionVersionRow, VersionRow, assemble_grants, assemble_subscriptions,
 };
 use super::{
     ApplyOutcome, ApplyReport, Backend, CustomerLink, EventFailure, EventFilter, MergeReport,
@@ -21,8 +21,8 @@ use super::{
 };
 use crate::domain::{
     ApiKey, ApiKeyId, ArticleId, Change, Entitlement, EventStatus, Grant, GrantId, KeyHash,
-    KeyName, MeterSubject, NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, ReaderId,
-    Role, StripePriceId, Usage, Version, WebhookEvent, Window,
+    KeyName, MeterSubject, NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, Price,
+    ReaderId, Role, StripePriceId, Usage, Version, WebhookEvent, Window,
 };
 
 /// What differs between the backends.
@@ -398,6 +398,7 @@ where
     for<'r> CustomerRow: FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> SubscriptionVersionRow: FromRow<'r, DB::Row>,
+    for<'r> PriceRow: FromRow<'r, DB::Row>,
     for<'r> SubscriptionRow: FromRow<'r, DB::Row>,
     for<'r> ItemRow: FromRow<'r, DB::Row>,
     for<'r> GrantRow: FromRow<'r, DB::Row>,
@@ -590,6 +591,19 @@ where
 
     async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
         self.fetch_plans("").await
+    }
+
+    async fn plan_prices(&self, plan: Option<&PlanId>) -> Result<Vec<Price>, StoreError> {
+        let rows = sqlx::query_as::<DB, PriceRow>(
+            "SELECT p.id, p.product, p.active, p.currency, p.unit_amount, p.recurring_interval, \
+             p.recurring_count, p.nickname, p.version_created, p.version_source \
+             FROM prices p JOIN plan_prices pp ON pp.price_id = p.id \
+             WHERE $1 = '' OR pp.plan_id = $1 ORDER BY pp.plan_id, pp.position",
+        )
+        .bind(plan.map_or_else(String::new, |p| p.as_str().to_owned()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Price::try_from).collect()
     }
 
     async fn archive_plan(

@@ -247,6 +247,18 @@ impl StripeClient {
         .await
     }
 
+    /// `GET /v1/prices?limit=100[&starting_after=..]`: every price, active or not.
+    pub async fn list_prices(&self, starting_after: Option<&str>) -> Result<Page, StripeError> {
+        self.list(
+            "/prices",
+            &PricesQuery {
+                limit: PAGE_LIMIT,
+                starting_after,
+            },
+        )
+        .await
+    }
+
     /// `GET /v1/invoices?created[gte]=..&limit=100[&starting_after=..]`: invoices created at or
     /// after `created_gte` (Unix seconds).
     pub async fn list_invoices(
@@ -405,6 +417,13 @@ struct SubscriptionsQuery<'a> {
     limit: u32,
     /// The customer comes as an object, so its metadata can name the reader.
     expand: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starting_after: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PricesQuery<'a> {
+    limit: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     starting_after: Option<&'a str>,
 }

@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::{
-    Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, ReaderId, Refund, StripePriceId,
-    Subscription, SubscriptionItem, SubscriptionStatus, Version,
+    Change, Interval, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Price, ReaderId,
+    Recurring, Refund, StripePriceId, Subscription, SubscriptionItem, SubscriptionStatus, Version,
 };
 
 /// The event types tollgate applies; every other type is stored and acknowledged only.
-pub const APPLIED_TYPES: [&str; 19] = [
+pub const APPLIED_TYPES: [&str; 22] = [
     "checkout.session.completed",
     "customer.subscription.created",
     "customer.subscription.updated",
@@ -32,6 +32,9 @@ pub const APPLIED_TYPES: [&str; 19] = [
     "refund.created",
     "refund.updated",
     "customer.deleted",
+    "price.created",
+    "price.updated",
+    "price.deleted",
 ];
 
 /// Whether tollgate applies events of this type.
@@ -69,16 +72,23 @@ pub fn changes(kind: &str, event: &Value) -> Result<Vec<Change>, ObjectError> {
     Ok(match kind {
         "checkout.session.completed" => checkout_link(object).into_iter().collect(),
         k if k.starts_with("customer.subscription.") => {
-            let (subscription, reader_id) = subscription(object, version)?;
-            vec![Change::Subscription {
+            let (subscription, reader_id) = subscription(object, version.clone())?;
+            let mut changes = vec![Change::Subscription {
                 subscription,
                 reader_id,
-            }]
+            }];
+            changes.extend(item_prices(object, &version).map(Change::Price));
+            changes
         }
         k if k.starts_with("invoice.") => vec![Change::Invoice(invoice(object)?)],
         "invoice_payment.paid" => vec![Change::InvoicePayment(invoice_payment(object)?)],
         "charge.refunded" => vec![Change::Refunds(charge_refunds(object)?)],
         "refund.created" | "refund.updated" => vec![Change::Refunds(vec![refund(object, None)?])],
+        "price.created" | "price.updated" => vec![Change::Price(price(object, version)?)],
+        "price.deleted" => vec![Change::Price(Price {
+            active: false,
+            ..price(object, version)?
+        })],
         "customer.deleted" => vec![Change::CustomerDeleted {
             customer_id: text(object, "/id").ok_or(ObjectError::Missing("id"))?,
         }],
@@ -171,6 +181,61 @@ pub fn subscription(
             .and_then(reader_in_metadata)
     });
     Ok((subscription, reader_id))
+}
+
+/// A price object (`price.*` events, a reconcile, or a subscription item's `price`).
+pub fn price(object: &Value, version: Version) -> Result<Price, ObjectError> {
+    let price_id = text(object, "/id")
+        .and_then(|p| StripePriceId::parse(&p))
+        .ok_or(ObjectError::Missing("id"))?;
+    let recurring = match object.get("recurring").filter(|r| r.is_object()) {
+        None => None,
+        Some(recurring) => {
+            let interval =
+                text(recurring, "/interval").ok_or(ObjectError::Missing("recurring.interval"))?;
+            let interval =
+                interval
+                    .parse::<Interval>()
+                    .map_err(|_| ObjectError::UnknownStatus {
+                        kind: "price interval",
+                        value: interval,
+                    })?;
+            Some(Recurring {
+                interval,
+                interval_count: int(recurring, "/interval_count")
+                    .filter(|n| *n >= 1)
+                    .unwrap_or(1),
+            })
+        }
+    };
+    Ok(Price {
+        id: price_id,
+        product: id(object, "/product"),
+        active: object
+            .get("active")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        currency: text(object, "/currency")
+            .map(|c| c.to_ascii_lowercase())
+            .ok_or(ObjectError::Missing("currency"))?,
+        unit_amount: int(object, "/unit_amount"),
+        recurring,
+        nickname: text(object, "/nickname"),
+        version,
+    })
+}
+
+/// The prices a subscription's items carry as objects; unreadable ones are left out, since the
+/// subscription itself does not depend on them.
+fn item_prices<'a>(
+    subscription: &'a Value,
+    version: &'a Version,
+) -> impl Iterator<Item = Price> + 'a {
+    list(subscription, "/items/data").iter().filter_map(|item| {
+        item.get("price")
+            .filter(|p| p.is_object())
+            .and_then(|p| price(p, version.clone()).ok())
+    })
 }
 
 /// An invoice snapshot with its lines.
@@ -367,9 +432,76 @@ mod tests {
             "invoice_payment" => {
                 include_str!("../../tests/fixtures/stripe/invoice_payment.paid.json")
             }
+            "price_created" => include_str!("../../tests/fixtures/stripe/price.created.json"),
+            "price_updated" => include_str!("../../tests/fixtures/stripe/price.updated.json"),
             _ => unreachable!("no fixture {name}"),
         };
         serde_json::from_str(text).unwrap()
+    }
+
+    fn price_of(changes: Vec<Change>) -> Price {
+        let Change::Price(price) = only(changes) else {
+            panic!("not a price");
+        };
+        price
+    }
+
+    #[test]
+    fn a_subscription_event_carries_its_items_prices_at_the_events_version() {
+        let event = fixture("created");
+        let price = match changes("customer.subscription.created", &event)
+            .unwrap()
+            .pop()
+        {
+            Some(Change::Price(price)) => price,
+            other => panic!("not a price: {other:?}"),
+        };
+        assert_eq!(price.id.as_str(), "price_1TPeerMonthly01");
+        assert_eq!(price.currency, "eur");
+        assert_eq!(price.unit_amount, Some(999));
+        assert_eq!(
+            price.recurring,
+            Some(Recurring {
+                interval: Interval::Month,
+                interval_count: 1
+            })
+        );
+        assert_eq!(price.product.as_deref(), Some("prod_TPeerDigital01"));
+        assert!(price.active);
+        assert_eq!(price.version.source, "evt_1TPeerEvent0002");
+    }
+
+    #[test]
+    fn price_events_read_amount_interval_and_state_and_a_deleted_price_is_inactive() {
+        let created = price_of(changes("price.created", &fixture("price_created")).unwrap());
+        assert_eq!(created.id.as_str(), "price_1TPeerYearly002");
+        assert_eq!(created.unit_amount, Some(9900));
+        assert_eq!(created.recurring.unwrap().interval, Interval::Year);
+        assert_eq!(created.nickname.as_deref(), Some("Digital, yearly"));
+        assert!(created.active);
+        let updated = price_of(changes("price.updated", &fixture("price_updated")).unwrap());
+        assert!(!updated.active);
+        assert_eq!(updated.version.source, "evt_1TPeerPriceUpd01");
+        let deleted = price_of(changes("price.deleted", &fixture("price_created")).unwrap());
+        assert!(!deleted.active);
+    }
+
+    #[test]
+    fn a_one_off_price_has_no_cycle_and_an_unknown_interval_is_refused() {
+        let mut event = fixture("price_created");
+        event["data"]["object"]["recurring"] = Value::Null;
+        assert_eq!(
+            price_of(changes("price.created", &event).unwrap()).recurring,
+            None
+        );
+        event["data"]["object"]["recurring"] = serde_json::json!({"interval": "fortnight"});
+        assert_eq!(
+            changes("price.created", &event),
+            Err(ObjectError::UnknownStatus {
+                kind: "price interval",
+                value: "fortnight".into()
+            })
+        );
     }
 
     fn only(changes: Vec<Change>) -> Change {
@@ -380,10 +512,16 @@ mod tests {
     #[test]
     fn a_basil_subscription_takes_its_period_from_its_items() {
         let event = fixture("created");
+        let mut all = changes("customer.subscription.created", &event).unwrap();
+        assert_eq!(
+            all.len(),
+            2,
+            "the subscription, then its item's price: {all:?}"
+        );
         let Change::Subscription {
             subscription,
             reader_id,
-        } = only(changes("customer.subscription.created", &event).unwrap())
+        } = all.remove(0)
         else {
             panic!("not a subscription");
         };
@@ -408,7 +546,9 @@ mod tests {
         let Change::Subscription {
             subscription,
             reader_id,
-        } = only(changes("customer.subscription.created", &event).unwrap())
+        } = changes("customer.subscription.created", &event)
+            .unwrap()
+            .remove(0)
         else {
             panic!("not a subscription");
         };

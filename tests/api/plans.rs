@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem, spawn_app, test_epoch};
+use crate::helpers::{TestApp, event, problem, spawn_app, test_epoch};
 
 fn all_access() -> Value {
     json!({
@@ -33,6 +33,14 @@ impl TestApp {
     }
 }
 
+/// A plan price Stripe has not told tollgate about yet.
+fn unknown_price(id: &str) -> Value {
+    json!({
+        "id": id, "known": false, "active": null, "currency": null, "unit_amount": null,
+        "recurring": null, "nickname": null, "product": null
+    })
+}
+
 fn instant(minutes_after_epoch: i64) -> String {
     (test_epoch() + chrono::Duration::minutes(minutes_after_epoch))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -50,6 +58,7 @@ async fn an_admin_creates_a_plan_and_a_service_key_reads_it_back() {
             "id": "all-access",
             "name": "All-Access",
             "stripe_prices": ["price_1TPeerMonthly01", "price_1TPeerYearly01"],
+            "prices": [unknown_price("price_1TPeerMonthly01"), unknown_price("price_1TPeerYearly01")],
             "entitlements": ["articles", "newsletters:regional"],
             "trial_days": 14,
             "allow_promotion_codes": true,
@@ -286,4 +295,101 @@ async fn legacy_stripe_plan_ids_are_accepted_as_prices() {
     assert_eq!(response.status(), 201);
     let plan: Value = response.json().await.unwrap();
     assert_eq!(plan["stripe_prices"], json!(["plan_Gold2019"]));
+}
+
+const PRICE_CREATED: &[u8] = include_bytes!("../fixtures/stripe/price.created.json");
+const PRICE_UPDATED: &[u8] = include_bytes!("../fixtures/stripe/price.updated.json");
+const SUBSCRIPTION_CREATED: &[u8] =
+    include_bytes!("../fixtures/stripe/customer.subscription.created.json");
+
+impl TestApp {
+    /// The prices `GET /v1/plans/{id}` shows to a service key.
+    async fn offered_prices(&self, plan: &str) -> Value {
+        let (_, service) = self.new_key("service").await;
+        self.get_json(&format!("/v1/plans/{plan}"), Some(&service))
+            .await["prices"]
+            .clone()
+    }
+}
+
+#[tokio::test]
+async fn a_plan_shows_its_prices_as_stripe_describes_them_once_their_events_arrive() {
+    let app = spawn_app().await;
+    app.put_plan(
+        "digital",
+        &["price_1TPeerMonthly01", "price_1TPeerYearly002"],
+        &["articles"],
+    )
+    .await;
+    assert_eq!(
+        app.offered_prices("digital").await,
+        json!([
+            unknown_price("price_1TPeerMonthly01"),
+            unknown_price("price_1TPeerYearly002")
+        ])
+    );
+
+    // The yearly price arrives with `price.created`; the monthly one with the subscription
+    // whose item carries it.
+    app.deliver_ok(PRICE_CREATED).await;
+    let yearly = json!({
+        "id": "price_1TPeerYearly002", "known": true, "active": true, "currency": "eur",
+        "unit_amount": 9900, "recurring": { "interval": "year", "interval_count": 1 },
+        "nickname": "Digital, yearly", "product": "prod_TPeerDigital01"
+    });
+    assert_eq!(
+        app.offered_prices("digital").await,
+        json!([unknown_price("price_1TPeerMonthly01"), yearly])
+    );
+    app.deliver_ok(SUBSCRIPTION_CREATED).await;
+    let monthly = json!({
+        "id": "price_1TPeerMonthly01", "known": true, "active": true, "currency": "eur",
+        "unit_amount": 999, "recurring": { "interval": "month", "interval_count": 1 },
+        "nickname": null, "product": "prod_TPeerDigital01"
+    });
+    assert_eq!(
+        app.offered_prices("digital").await,
+        json!([monthly, yearly])
+    );
+
+    let list = app.get_json("/v1/plans", Some(&app.admin_key)).await;
+    assert_eq!(list["items"][0]["prices"], json!([monthly, yearly]));
+}
+
+#[tokio::test]
+async fn an_archived_price_shows_inactive_and_an_older_event_arriving_late_does_not_revive_it() {
+    let app = spawn_app().await;
+    app.put_plan("digital", &["price_1TPeerYearly002"], &["articles"])
+        .await;
+    app.deliver_ok(PRICE_UPDATED).await;
+    assert_eq!(app.offered_prices("digital").await[0]["active"], false);
+    // `price.created` is older than the update that archived the price.
+    app.deliver_ok(PRICE_CREATED).await;
+    assert_eq!(app.offered_prices("digital").await[0]["active"], false);
+    // A newer one wins.
+    app.deliver_ok(&event(
+        PRICE_CREATED,
+        "evt_1TPeerPriceNew02",
+        1_765_000_200,
+        |_| {},
+    ))
+    .await;
+    assert_eq!(app.offered_prices("digital").await[0]["active"], true);
+    let deleted = {
+        let mut deleted: Value = serde_json::from_slice(&event(
+            PRICE_CREATED,
+            "evt_1TPeerPriceDel01",
+            1_765_000_300,
+            |_| {},
+        ))
+        .unwrap();
+        deleted["type"] = "price.deleted".into();
+        serde_json::to_vec(&deleted).unwrap()
+    };
+    app.deliver_ok(&deleted).await;
+    let price = app.offered_prices("digital").await[0].clone();
+    assert_eq!(
+        (price["active"].clone(), price["unit_amount"].clone()),
+        (json!(false), json!(9900))
+    );
 }

@@ -152,6 +152,7 @@ fn counts(seen: u64, changed: u64, unresolved: u64) -> Value {
 
 /// The report a reconcile at `now` gives, with these counts.
 fn report(
+    prices: Value,
     subscriptions: Value,
     invoices: Value,
     refunds: Value,
@@ -159,6 +160,7 @@ fn report(
     now: DateTime<Utc>,
 ) -> Value {
     json!({
+        "prices": prices,
         "subscriptions": subscriptions,
         "invoices": invoices,
         "refunds": refunds,
@@ -181,7 +183,12 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
         },
     ];
     let page_two = vec![active_subscription(STRANGERS_SUBSCRIPTION, STRANGER, None)];
+    let monthly = object(SUBSCRIPTION_CREATED)["items"]["data"][0]["price"].clone();
+    assert_eq!(monthly["id"], PRICE);
     let stripe = FakeStripe::start(move |seen| match seen.path.as_str() {
+        "/v1/prices" if seen.param("limit") == Some("100") => {
+            list("/v1/prices", false, vec![monthly.clone()])
+        }
         "/v1/subscriptions" => match seen.param("starting_after") {
             None => list("/v1/subscriptions", true, page_one.clone()),
             Some(SUBSCRIPTION_9) => list("/v1/subscriptions", false, page_two.clone()),
@@ -202,24 +209,32 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
 
     assert_eq!(
         body,
-        report(counts(3, 2, 1), counts(0, 0, 0), counts(0, 0, 0), 0, now)
+        report(
+            counts(1, 1, 0),
+            counts(3, 2, 1),
+            counts(0, 0, 0),
+            counts(0, 0, 0),
+            0,
+            now
+        )
     );
     let seen = stripe.seen();
     assert_eq!(
         stripe.paths(),
         [
+            "/v1/prices",
             "/v1/subscriptions",
             "/v1/subscriptions",
             "/v1/invoices",
             "/v1/refunds"
         ]
     );
-    for request in &seen[..2] {
+    for request in &seen[1..3] {
         assert_eq!(request.param("status"), Some("all"), "{request:?}");
         assert_eq!(request.param("limit"), Some("100"), "{request:?}");
     }
-    assert_eq!(seen[0].param("starting_after"), None);
-    assert_eq!(seen[1].param("starting_after"), Some(SUBSCRIPTION_9));
+    assert_eq!(seen[1].param("starting_after"), None);
+    assert_eq!(seen[2].param("starting_after"), Some(SUBSCRIPTION_9));
     for request in &seen {
         assert_eq!(
             request.authorization.as_deref(),
@@ -228,6 +243,16 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
         );
     }
 
+    let plan = app
+        .get_json("/v1/plans/all-access", Some(&app.admin_key))
+        .await;
+    assert_eq!(
+        (
+            plan["prices"][0]["unit_amount"].clone(),
+            plan["prices"][0]["currency"].clone()
+        ),
+        (json!(999), json!("eur"))
+    );
     let reader = app.reader("reader-42").await;
     assert_eq!(reader["stripe_customer_id"], CUSTOMER_42);
     assert_eq!(
@@ -259,6 +284,7 @@ async fn a_reconcile_applies_events_that_waited_for_their_reader() {
                 Some("reader-42"),
             )],
         ),
+        "/v1/prices" => list("/v1/prices", false, vec![]),
         "/v1/invoices" => list("/v1/invoices", false, vec![]),
         "/v1/refunds" => list("/v1/refunds", false, vec![]),
         _ => unrecognized(seen),
@@ -288,7 +314,14 @@ async fn a_reconcile_applies_events_that_waited_for_their_reader() {
 
     assert_eq!(
         body,
-        report(counts(1, 1, 0), counts(0, 0, 0), counts(0, 0, 0), 1, now)
+        report(
+            counts(0, 0, 0),
+            counts(1, 1, 0),
+            counts(0, 0, 0),
+            counts(0, 0, 0),
+            1,
+            now
+        )
     );
     let stored = app.stored_event("evt_reconcile_waits01").await;
     assert_eq!(stored["status"], "applied", "{stored}");
@@ -303,6 +336,7 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
  {
     let stripe = FakeStripe::start(|seen| match seen.path.as_str() {
         "/v1/subscriptions" => list("/v1/subscriptions", false, vec![]),
+        "/v1/prices" => list("/v1/prices", false, vec![]),
         "/v1/invoices" => list("/v1/invoices", false, vec![object(INVOICE_PAID)]),
         "/v1/refunds" => list("/v1/refunds", false, vec![refund()]),
         "/v1/invoice_payments"
@@ -329,11 +363,19 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
 
     assert_eq!(
         body,
-        report(counts(0, 0, 0), counts(1, 1, 0), counts(1, 1, 0), 0, now)
+        report(
+            counts(0, 0, 0),
+            counts(0, 0, 0),
+            counts(1, 1, 0),
+            counts(1, 1, 0),
+            0,
+            now
+        )
     );
     assert_eq!(
         stripe.paths(),
         [
+            "/v1/prices",
             "/v1/subscriptions",
             "/v1/invoices",
             "/v1/refunds",
@@ -341,7 +383,7 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
         ]
     );
     let seen = stripe.seen();
-    for request in &seen[1..3] {
+    for request in &seen[2..4] {
         assert_eq!(
             request.param("created[gte]"),
             Some(since.as_str()),
@@ -349,9 +391,9 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
         );
         assert_eq!(request.param("limit"), Some("100"), "{request:?}");
     }
-    assert_eq!(seen[3].param("payment[type]"), Some("payment_intent"));
+    assert_eq!(seen[4].param("payment[type]"), Some("payment_intent"));
     assert_eq!(
-        seen[3].param("payment[payment_intent]"),
+        seen[4].param("payment[payment_intent]"),
         Some(PAYMENT_INTENT)
     );
     for request in &seen {
@@ -375,9 +417,16 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
     let body = app.reconcile_ok().await;
     assert_eq!(
         body,
-        report(counts(0, 0, 0), counts(1, 0, 0), counts(1, 0, 0), 0, now)
+        report(
+            counts(0, 0, 0),
+            counts(0, 0, 0),
+            counts(1, 0, 0),
+            counts(1, 0, 0),
+            0,
+            now
+        )
     );
-    assert_eq!(stripe.seen().len(), 7);
+    assert_eq!(stripe.seen().len(), 9);
 
     // Read again an hour later, the same objects are newer snapshots of unchanged content: they
     // confirm what the mirror holds and are not counted as changes.
@@ -386,19 +435,31 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
     let body = app.reconcile_ok().await;
     assert_eq!(
         body,
-        report(counts(0, 0, 0), counts(1, 0, 0), counts(1, 0, 0), 0, later)
+        report(
+            counts(0, 0, 0),
+            counts(0, 0, 0),
+            counts(1, 0, 0),
+            counts(1, 0, 0),
+            0,
+            later
+        )
     );
     let seen = stripe.seen();
     assert_eq!(
-        seen[7..]
+        seen[9..]
             .iter()
             .map(|s| s.path.as_str())
             .collect::<Vec<_>>(),
-        ["/v1/subscriptions", "/v1/invoices", "/v1/refunds"]
+        [
+            "/v1/prices",
+            "/v1/subscriptions",
+            "/v1/invoices",
+            "/v1/refunds"
+        ]
     );
     let since = (later - WINDOW).timestamp().to_string();
-    assert_eq!(seen[8].param("created[gte]"), Some(since.as_str()));
-    assert_eq!(seen[9].param("created[gte]"), Some(since.as_str()));
+    assert_eq!(seen[11].param("created[gte]"), Some(since.as_str()));
+    assert_eq!(seen[12].param("created[gte]"), Some(since.as_str()));
     assert_eq!(
         app.stored_refunds().await,
         [(REFUND.to_owned(), Some(INVOICE.to_owned()))]
@@ -434,7 +495,7 @@ async fn a_stripe_error_is_a_502_problem_carrying_stripes_error_type_and_never_t
     assert!(detail.contains("401"), "{body}");
     assert!(!body.to_string().contains(SECRET_KEY), "{body}");
     // The first refusal ends the reconcile.
-    assert_eq!(stripe.paths(), ["/v1/subscriptions"]);
+    assert_eq!(stripe.paths(), ["/v1/prices"]);
     assert_eq!(
         stripe.seen()[0].authorization.as_deref(),
         Some("Bearer sk_test_fake_reconcile")
@@ -454,6 +515,7 @@ async fn the_command_line_reconcile_prints_its_report() {
                 Some("reader-42"),
             )],
         ),
+        "/v1/prices" => list("/v1/prices", false, vec![]),
         "/v1/invoices" => list("/v1/invoices", false, vec![object(INVOICE_PAID)]),
         "/v1/refunds" => list("/v1/refunds", false, vec![]),
         _ => unrecognized(seen),
@@ -489,6 +551,7 @@ async fn the_command_line_reconcile_prints_its_report() {
     assert_eq!(
         printed,
         report(
+            counts(0, 0, 0),
             counts(1, 1, 0),
             counts(1, 1, 0),
             counts(0, 0, 0),
@@ -504,11 +567,16 @@ async fn the_command_line_reconcile_prints_its_report() {
     let seen = stripe.seen();
     assert_eq!(
         stripe.paths(),
-        ["/v1/subscriptions", "/v1/invoices", "/v1/refunds"]
+        [
+            "/v1/prices",
+            "/v1/subscriptions",
+            "/v1/invoices",
+            "/v1/refunds"
+        ]
     );
     let since = window_start.timestamp().to_string();
-    assert_eq!(seen[1].param("created[gte]"), Some(since.as_str()));
     assert_eq!(seen[2].param("created[gte]"), Some(since.as_str()));
+    assert_eq!(seen[3].param("created[gte]"), Some(since.as_str()));
     for request in &seen {
         assert_eq!(
             request.authorization.as_deref(),
@@ -534,6 +602,7 @@ async fn a_reconcile_finds_the_reader_in_the_expanded_customers_metadata() {
     });
     let stripe = FakeStripe::start(move |seen| match seen.path.as_str() {
         "/v1/subscriptions" => list("/v1/subscriptions", false, vec![subscription.clone()]),
+        "/v1/prices" => list("/v1/prices", false, vec![]),
         "/v1/invoices" => list("/v1/invoices", false, vec![]),
         "/v1/refunds" => list("/v1/refunds", false, vec![]),
         _ => unrecognized(seen),
@@ -546,7 +615,7 @@ async fn a_reconcile_finds_the_reader_in_the_expanded_customers_metadata() {
     let body = app.reconcile_ok().await;
 
     assert_eq!(body["subscriptions"], counts(1, 1, 0));
-    assert_eq!(stripe.seen()[0].param("expand[0]"), Some("data.customer"));
+    assert_eq!(stripe.seen()[1].param("expand[0]"), Some("data.customer"));
     let reader = app.reader("reader-42").await;
     assert_eq!(reader["stripe_customer_id"], CUSTOMER_42);
     assert_eq!(app.entitlements("reader-42").await, ["articles"]);
