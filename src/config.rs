@@ -108,6 +108,8 @@ pub struct Settings {
     pub meter_anonymous_period: Period,
     /// The IANA time zone calendar months are counted in, such as `Europe/Berlin`.
     pub meter_time_zone: Tz,
+    /// The IANA time zone finance reports cut days, weeks and months in.
+    pub reporting_time_zone: Tz,
     /// Entitlements content may require that free views can unlock; anything else only
     /// entitled readers see. In the environment, comma-separated.
     #[serde(deserialize_with = "deserialize_list")]
@@ -175,6 +177,7 @@ impl Default for Settings {
             meter_anonymous_limit: 0,
             meter_anonymous_period: Period::CalendarMonth,
             meter_time_zone: Tz::UTC,
+            reporting_time_zone: Tz::UTC,
             meterable_entitlements: vec![Entitlement::from_stored("articles".into())],
             allowed_redirect_origins: Vec::new(),
             token_issuer: "tollgate".into(),

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod mirror;
 pub mod reconcile;
+pub mod reports;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -79,6 +79,10 @@ pub struct Invoice {
     pub subtotal: i64,
     /// After discounts and tax, minor units.
     pub total: i64,
+    /// Tax included in the total, minor units.
+    pub tax: i64,
+    /// Discounts taken off the subtotal, minor units.
+    pub discount: i64,
     /// Start of the period it covers.
     pub period_start: Option<DateTime<Utc>>,
     /// End of that period.
@@ -95,6 +99,21 @@ pub struct Invoice {
     pub payment_intent_id: Option<String>,
     /// Its lines.
     pub lines: Vec<InvoiceLine>,
+}
+
+impl Invoice {
+    /// The price of its largest line (the first of equals): what the invoice is mostly for, and
+    /// so the plan its revenue belongs to.
+    pub fn main_price(&self) -> Option<&StripePriceId> {
+        self.lines
+            .iter()
+            .filter(|line| line.price.is_some())
+            .fold(None::<&InvoiceLine>, |best, line| match best {
+                Some(best) if best.amount >= line.amount => Some(best),
+                _ => Some(line),
+            })
+            .and_then(|line| line.price.as_ref())
+    }
 }
 
 /// A payment applied to an invoice (basil and later): how a refund of that payment finds the

@@ -216,7 +216,7 @@ impl MeterPolicy {
 /// The first instant of `date` in `tz`. Where midnight falls in a daylight-saving gap (clocks
 /// that jump from 23:59:59 to 01:00), the day starts when the gap ends; where it happens twice,
 /// at the first.
-fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     let midnight = date.and_time(NaiveTime::MIN);
     match tz.from_local_datetime(&midnight) {
         LocalResult::Single(at) => at.with_timezone(&Utc),

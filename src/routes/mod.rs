@@ -9,6 +9,7 @@ mod json;
 mod keys;
 mod plans;
 mod readers;
+mod reports;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -55,6 +56,7 @@ fn route(method: Method, path: &'static str, access: Access, route: actix_web::R
 
 /// Routes a publisher's site calls with a `service` key (and admins too).
 const SERVICE: Access = Access::Roles(&[Role::Service]);
+const FINANCE: Access = Access::Roles(&[Role::Finance]);
 
 fn table() -> Vec<ApiRoute> {
     use Access::Public;
@@ -184,6 +186,24 @@ fn table() -> Vec<ApiRoute> {
             "/v1/portal/sessions",
             SERVICE,
             web::route().to(checkout::create_portal),
+        ),
+        route(
+            Method::GET,
+            "/v1/reports/revenue",
+            FINANCE,
+            web::route().to(reports::revenue),
+        ),
+        route(
+            Method::GET,
+            "/v1/reports/mrr",
+            FINANCE,
+            web::route().to(reports::mrr),
+        ),
+        route(
+            Method::GET,
+            "/v1/reports/subscribers",
+            FINANCE,
+            web::route().to(reports::subscribers),
         ),
         route(
             Method::GET,

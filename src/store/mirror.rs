@@ -444,6 +444,22 @@ where
                 report.foreign_prices.push(item.price.as_str().to_owned());
             }
         }
+        // The history keeps every snapshot, also one older than the state it did not replace, so
+        // it is the same whatever order the events arrived in.
+        let items = serde_json::to_string(&sub.items).map_err(other)?;
+        sqlx::query(
+            "INSERT INTO subscription_history (subscription_id, version_created, version_source, \
+             status, items, recorded_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (subscription_id, version_created, version_source) DO NOTHING",
+        )
+        .bind(sub.id.clone())
+        .bind(sub.version.created)
+        .bind(sub.version.source.clone())
+        .bind(sub.status.as_str().to_owned())
+        .bind(items)
+        .bind(at.timestamp_millis())
+        .execute(&mut *conn)
+        .await?;
         if !replaces {
             if since != stored.as_ref().and_then(|s| s.past_due_since) {
                 sqlx::query("UPDATE subscriptions SET past_due_since = $1 WHERE id = $2")
@@ -514,20 +530,6 @@ where
             .execute(&mut *conn)
             .await?;
         }
-        let items = serde_json::to_string(&sub.items).map_err(other)?;
-        sqlx::query(
-            "INSERT INTO subscription_history (subscription_id, version_created, version_source, \
-             status, items, recorded_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (subscription_id, version_created, version_source) DO NOTHING",
-        )
-        .bind(sub.id.clone())
-        .bind(sub.version.created)
-        .bind(sub.version.source.clone())
-        .bind(sub.status.as_str().to_owned())
-        .bind(items)
-        .bind(at.timestamp_millis())
-        .execute(&mut *conn)
-        .await?;
         report.changed += 1;
         Ok(())
     }
@@ -578,9 +580,10 @@ where
         sqlx::query(
             "INSERT INTO invoices (id, customer_id, subscription_id, status, currency, amount_due, \
              amount_paid, subtotal, total, period_start, period_end, created, paid_at, billing_reason, \
-             charge_id, payment_intent_id, version_created, version_source, updated_at, fingerprint) \
+             charge_id, payment_intent_id, version_created, version_source, updated_at, fingerprint, \
+             tax, discount, price_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-             $20) \
+             $20, $21, $22, $23) \
              ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, \
              subscription_id = excluded.subscription_id, status = excluded.status, \
              currency = excluded.currency, amount_due = excluded.amount_due, \
@@ -590,7 +593,8 @@ where
              billing_reason = excluded.billing_reason, charge_id = excluded.charge_id, \
              payment_intent_id = excluded.payment_intent_id, \
              version_created = excluded.version_created, version_source = excluded.version_source, \
-             updated_at = excluded.updated_at, fingerprint = excluded.fingerprint",
+             updated_at = excluded.updated_at, fingerprint = excluded.fingerprint, \
+             tax = excluded.tax, discount = excluded.discount, price_id = excluded.price_id",
         )
         .bind(invoice.id.clone())
         .bind(invoice.customer_id.clone())
@@ -612,6 +616,9 @@ where
         .bind(version.source.clone())
         .bind(at.timestamp_millis())
         .bind(content)
+        .bind(invoice.tax)
+        .bind(invoice.discount)
+        .bind(invoice.main_price().map(|p| p.as_str().to_owned()))
         .execute(&mut *conn)
         .await?;
         if confirms {

@@ -8,9 +8,11 @@ mod connections;
 mod meter;
 mod mirror;
 mod postgres;
+mod reports;
 mod sql;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,6 +25,8 @@ use crate::domain::{
     NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, Price, ReaderId, StripePriceId,
     Subscription, Usage, WebhookEvent, Window,
 };
+use crate::reports::mrr::{History, PaidInvoice};
+use crate::reports::revenue::{InvoiceSlot, RefundSlot};
 
 /// The database engines tollgate runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,6 +361,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every plan, archived or not, by id.
     async fn list_plans(&self) -> Result<Vec<Plan>, StoreError>;
+
+    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per quarter hour,
+    /// currency and main price.
+    async fn invoice_slots(&self, from: i64, to: i64) -> Result<Vec<InvoiceSlot>, StoreError>;
+
+    /// Refunds created in `from..to` (Unix seconds) that did not fail, summed per quarter hour,
+    /// currency and their invoice's main price.
+    async fn refund_slots(&self, from: i64, to: i64) -> Result<Vec<RefundSlot>, StoreError>;
+
+    /// Every subscription's history before `before` (Unix seconds), snapshots oldest first.
+    async fn subscription_histories(&self, before: i64) -> Result<Vec<History>, StoreError>;
+
+    /// The invoices paid before `before` of each subscription that ever had a discounted one.
+    async fn discounted_invoices(
+        &self,
+        before: i64,
+    ) -> Result<HashMap<String, Vec<PaidInvoice>>, StoreError>;
 
     /// What the mirror knows of the prices of one plan, or of every plan; prices Stripe has
     /// not told tollgate about yet are missing.

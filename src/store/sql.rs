@@ -2,6 +2,8 @@
 //! PostgreSQL (how a pool is opened, how a write transaction starts, how migrations are found)
 //! live behind [`Dialect`] in `sqlite.rs` and `postgres.rs`.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -14,6 +16,7 @@ use super::mirror::{
     CustomerRow, GrantRow, ItemRow, PairRow, PriceRow, Step, SubscriptionRow,
     SubscriptionVersionRow, VersionRow, assemble_grants, assemble_subscriptions,
 };
+use super::reports::{HistoryRow, InvoiceSlotRow, PaidInvoiceRow, RefundSlotRow};
 use super::{
     ApplyOutcome, ApplyReport, Backend, CustomerLink, EventFailure, EventFilter, MergeReport,
     PlanWrite, ReaderRecord, RevokeOutcome, Store, StoreError, StoredEvent, StoredSigningKey,
@@ -24,6 +27,8 @@ use crate::domain::{
     KeyName, MeterSubject, NewApiKey, NewGrant, NewWebhookEvent, Plan, PlanId, PlanSpec, Price,
     ReaderId, Role, StripePriceId, Usage, Version, WebhookEvent, Window,
 };
+use crate::reports::mrr::{History, PaidInvoice};
+use crate::reports::revenue::{InvoiceSlot, RefundSlot};
 
 /// What differs between the backends.
 pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
@@ -399,6 +404,10 @@ where
     for<'r> (String,): FromRow<'r, DB::Row>,
     for<'r> SubscriptionVersionRow: FromRow<'r, DB::Row>,
     for<'r> PriceRow: FromRow<'r, DB::Row>,
+    for<'r> InvoiceSlotRow: FromRow<'r, DB::Row>,
+    for<'r> RefundSlotRow: FromRow<'r, DB::Row>,
+    for<'r> HistoryRow: FromRow<'r, DB::Row>,
+    for<'r> PaidInvoiceRow: FromRow<'r, DB::Row>,
     for<'r> SubscriptionRow: FromRow<'r, DB::Row>,
     for<'r> ItemRow: FromRow<'r, DB::Row>,
     for<'r> GrantRow: FromRow<'r, DB::Row>,
@@ -591,6 +600,25 @@ where
 
     async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
         self.fetch_plans("").await
+    }
+
+    async fn invoice_slots(&self, from: i64, to: i64) -> Result<Vec<InvoiceSlot>, StoreError> {
+        self.invoice_slots_sql(from, to).await
+    }
+
+    async fn refund_slots(&self, from: i64, to: i64) -> Result<Vec<RefundSlot>, StoreError> {
+        self.refund_slots_sql(from, to).await
+    }
+
+    async fn subscription_histories(&self, before: i64) -> Result<Vec<History>, StoreError> {
+        self.histories_sql(before).await
+    }
+
+    async fn discounted_invoices(
+        &self,
+        before: i64,
+    ) -> Result<HashMap<String, Vec<PaidInvoice>>, StoreError> {
+        self.discounted_sql(before).await
     }
 
     async fn plan_prices(&self, plan: Option<&PlanId>) -> Result<Vec<Price>, StoreError> {

@@ -262,6 +262,8 @@ pub fn invoice(object: &Value) -> Result<Invoice, ObjectError> {
         amount_paid: int(object, "/amount_paid").unwrap_or(0),
         subtotal: int(object, "/subtotal").unwrap_or(0),
         total: int(object, "/total").unwrap_or(0),
+        tax: invoice_tax(object),
+        discount: sum_of(object, "/total_discount_amounts"),
         period_start: time(object, "/period_start"),
         period_end: time(object, "/period_end"),
         created: time(object, "/created"),
@@ -272,6 +274,25 @@ pub fn invoice(object: &Value) -> Result<Invoice, ObjectError> {
         currency,
         lines,
     })
+}
+
+/// The tax on an invoice: `total_taxes` (basil and later), `total_tax_amounts` or `tax` before.
+fn invoice_tax(object: &Value) -> i64 {
+    if object.get("total_taxes").is_some_and(Value::is_array) {
+        sum_of(object, "/total_taxes")
+    } else if object.get("total_tax_amounts").is_some_and(Value::is_array) {
+        sum_of(object, "/total_tax_amounts")
+    } else {
+        int(object, "/tax").unwrap_or(0)
+    }
+}
+
+/// The sum of the `amount`s of the objects listed at `pointer`.
+fn sum_of(object: &Value, pointer: &str) -> i64 {
+    list(object, pointer)
+        .iter()
+        .filter_map(|entry| int(entry, "/amount"))
+        .sum()
 }
 
 fn invoice_line(line: &Value, currency: &str) -> Result<InvoiceLine, ObjectError> {
@@ -285,10 +306,7 @@ fn invoice_line(line: &Value, currency: &str) -> Result<InvoiceLine, ObjectError
         subscription_item: id(line, &format!("{item_details}/subscription_item"))
             .or_else(|| id(line, "/subscription_item")),
         amount: int(line, "/amount").ok_or(ObjectError::Missing("lines.data[].amount"))?,
-        discount_amount: list(line, "/discount_amounts")
-            .iter()
-            .filter_map(|d| int(d, "/amount"))
-            .sum(),
+        discount_amount: sum_of(line, "/discount_amounts"),
         currency: text(line, "/currency").unwrap_or_else(|| currency.to_owned()),
         quantity: int(line, "/quantity"),
         period_start: time(line, "/period/start"),

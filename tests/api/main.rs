@@ -15,6 +15,7 @@ mod plans;
 mod problems;
 mod readers;
 mod reconcile;
+mod reports;
 mod sqlite;
 mod tokens;
 mod webhooks;

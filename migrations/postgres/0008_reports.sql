@@ -1,0 +1,12 @@
+-- What finance reports need from invoices: the tax and discounts they carry, and the price of
+-- their largest line, which names the plan the invoice's revenue belongs to.
+ALTER TABLE invoices ADD COLUMN tax BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE invoices ADD COLUMN discount BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE invoices ADD COLUMN price_id TEXT;
+UPDATE invoices SET price_id = (
+    SELECT l.price_id FROM invoice_lines l
+    WHERE l.invoice_id = invoices.id AND l.price_id IS NOT NULL
+    ORDER BY l.amount DESC, l.position LIMIT 1
+);
+CREATE INDEX invoices_discounted ON invoices (subscription_id) WHERE discount > 0;
+CREATE INDEX subscription_history_by_time ON subscription_history (version_created);

@@ -1,0 +1,622 @@
+//! Monthly recurring revenue from the subscription history: what each subscription was worth per
+//! month at each month's end, and how each customer's MRR moved from one month's end to the next.
+//!
+//! - A subscription's state at an instant is its newest snapshot before it (by the event's
+//!   creation time, then id); a final status (`canceled`, `incomplete_expired`) is never left,
+//!   whatever comes after it.
+//! - It is worth something while `active`, or `past_due` within the grace period counted from the
+//!   first snapshot of that past-due run; `trialing` and every other status are worth 0.
+//! - Its worth is the sum of its items whose price belongs to a plan: unit amount × quantity,
+//!   normalised to a month, times (subtotal − discount) / subtotal of its latest paid invoice,
+//!   rounded half to even once (per subscription and plan when grouped by plan).
+//! - Movements compare each customer's MRR (per currency, and plan when grouped) at the start and
+//!   end of the month: from 0 it is `new`, or `reactivated` when the customer had MRR at an
+//!   earlier month's end; to 0 it is `churned`; otherwise `expansion` or `contraction`. So
+//!   MRR(end) = MRR(start) + new + expansion + reactivated − contraction − churned, exactly.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use super::money::{Fraction, per_month, rate};
+use super::periods::{DateRange, Interval, Period, periods};
+use crate::domain::{PlanId, Price, StripePriceId, SubscriptionStatus};
+
+/// One snapshot of a subscription, as the history holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When it took effect: the creation time of the event that carried it (Unix seconds).
+    pub at: i64,
+    /// Its status.
+    pub status: SubscriptionStatus,
+    /// Its items: price and quantity.
+    pub items: Vec<(StripePriceId, i64)>,
+}
+
+/// A subscription's whole history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// `sub_...`.
+    pub subscription_id: String,
+    /// The customer paying for it.
+    pub customer_id: String,
+    /// Its snapshots, in version order.
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// A paid invoice of a subscription, for the discount it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaidInvoice {
+    /// When it was paid (Unix seconds).
+    pub paid_at: i64,
+    /// Before discounts and tax.
+    pub subtotal: i64,
+    /// The discounts on it.
+    pub discount: i64,
+}
+
+/// What MRR is computed from.
+pub struct Inputs<'a> {
+    /// Every subscription's history.
+    pub histories: &'a [History],
+    /// Paid invoices of the subscriptions that ever had a discount, by subscription, oldest first.
+    pub discounted: &'a HashMap<String, Vec<PaidInvoice>>,
+    /// The prices of plans.
+    pub prices: &'a HashMap<StripePriceId, Price>,
+    /// Which plan owns each price.
+    pub plans: &'a HashMap<StripePriceId, PlanId>,
+    /// How long `past_due` keeps its worth.
+    pub grace: TimeDelta,
+}
+
+/// A figure's group: its currency, and its plan when grouped by plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Group {
+    /// Three-letter code.
+    pub currency: String,
+    /// The plan, when grouped by plan.
+    pub plan_id: Option<String>,
+}
+
+/// One month's MRR figures for one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MrrRow {
+    /// `2026-01`.
+    pub month: String,
+    /// The plan, when grouped by plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    /// Three-letter code.
+    pub currency: String,
+    /// At the previous month's end.
+    pub mrr_start: i64,
+    /// From customers who never had MRR before.
+    pub new: i64,
+    /// Increases of customers who had MRR at both ends.
+    pub expansion: i64,
+    /// Decreases of customers who had MRR at both ends.
+    pub contraction: i64,
+    /// MRR of customers who had it at the start and none at the end.
+    pub churned: i64,
+    /// From customers who had MRR at an earlier month's end, none at this month's start.
+    pub reactivated: i64,
+    /// At this month's end.
+    pub mrr: i64,
+    /// Customers with MRR at this month's end.
+    pub subscribers: u64,
+    /// Customers lost ÷ customers at the start, to four places; `None` without customers at the
+    /// start.
+    pub churn_rate: Option<f64>,
+    /// MRR ÷ subscribers, rounded half to even; `None` without subscribers.
+    pub arpu: Option<i64>,
+}
+
+impl History {
+    /// Its state just before `boundary` (Unix seconds), and since when it has been past due
+    /// when it is.
+    fn state_before(&self, boundary: i64) -> Option<(&Snapshot, Option<i64>)> {
+        let mut state: Option<&Snapshot> = None;
+        let mut past_due_since = None;
+        for snapshot in self.snapshots.iter().take_while(|s| s.at < boundary) {
+            if state.is_some_and(|s| s.status.is_terminal()) {
+                break;
+            }
+            if snapshot.status == SubscriptionStatus::PastDue {
+                past_due_since = past_due_since.or(Some(snapshot.at));
+            } else {
+                past_due_since = None;
+            }
+            state = Some(snapshot);
+        }
+        state.map(|s| (s, past_due_since))
+    }
+}
+
+/// Why some subscriptions were worth less than they might be.
+#[derive(Debug, Default)]
+pub struct Gaps {
+    /// Prices in plans that the mirror does not know (no amount or cycle).
+    pub unknown_prices: BTreeSet<String>,
+}
+
+impl Inputs<'_> {
+    /// What `history` is worth per month at `boundary`, per group, rounded once per group.
+    fn worth(
+        &self,
+        history: &History,
+        boundary: i64,
+        by_plan: bool,
+        gaps: &mut Gaps,
+    ) -> Vec<(Group, i64)> {
+        let Some((state, past_due_since)) = history.state_before(boundary) else {
+            return Vec::new();
+        };
+        let paying = match state.status {
+            SubscriptionStatus::Active => true,
+            SubscriptionStatus::PastDue => past_due_since.is_some_and(|since| {
+                let since = DateTime::<Utc>::from_timestamp(since, 0).unwrap_or_default();
+                since + self.grace > DateTime::from_timestamp(boundary, 0).unwrap_or_default()
+            }),
+            _ => false,
+        };
+        if !paying {
+            return Vec::new();
+        }
+        let mut sums: BTreeMap<Group, Fraction> = BTreeMap::new();
+        for (price_id, quantity) in &state.items {
+            let Some(plan) = self.plans.get(price_id) else {
+                continue;
+            };
+            let Some(price) = self.prices.get(price_id) else {
+                gaps.unknown_prices.insert(price_id.as_str().to_owned());
+                continue;
+            };
+            let (Some(amount), Some(recurring)) = (price.unit_amount, price.recurring) else {
+                continue;
+            };
+            let group = Group {
+                currency: price.currency.clone(),
+                plan_id: by_plan.then(|| plan.as_str().to_owned()),
+            };
+            let value =
+                Fraction::new(i128::from(amount) * i128::from(*quantity), 1) * per_month(recurring);
+            let sum = sums.entry(group).or_insert(Fraction::ZERO);
+            *sum = *sum + value;
+        }
+        let discount = self.discount(&history.subscription_id, boundary);
+        sums.into_iter()
+            .map(|(group, value)| (group, (value * discount).round_half_even()))
+            .filter(|(_, value)| *value != 0)
+            .collect()
+    }
+
+    /// The share of the price a subscription pays after discounts, as its latest invoice paid
+    /// before `boundary` shows it; 1 without one.
+    fn discount(&self, subscription_id: &str, boundary: i64) -> Fraction {
+        let latest = self
+            .discounted
+            .get(subscription_id)
+            .and_then(|paid| paid.iter().rev().find(|p| p.paid_at < boundary));
+        match latest {
+            Some(paid) if paid.subtotal > 0 && paid.discount > 0 => Fraction::new(
+                i128::from(paid.subtotal - paid.discount.min(paid.subtotal)),
+                i128::from(paid.subtotal),
+            ),
+            _ => Fraction::new(1, 1),
+        }
+    }
+
+    /// Each customer's MRR per group just before `boundary`.
+    fn customers_at(
+        &self,
+        boundary: i64,
+        by_plan: bool,
+        gaps: &mut Gaps,
+    ) -> HashMap<(Group, &str), i64> {
+        let mut out: HashMap<(Group, &str), i64> = HashMap::new();
+        for history in self.histories {
+            for (group, value) in self.worth(history, boundary, by_plan, gaps) {
+                *out.entry((group, history.customer_id.as_str()))
+                    .or_insert(0) += value;
+            }
+        }
+        out.retain(|_, v| *v != 0);
+        out
+    }
+}
+
+/// The MRR report for `months` (consecutive, in order).
+pub fn report(
+    inputs: &Inputs<'_>,
+    months: &[Period],
+    by_plan: bool,
+    tz: Tz,
+) -> (Vec<MrrRow>, Gaps) {
+    let mut gaps = Gaps::default();
+    let Some(first) = months.first() else {
+        return (Vec::new(), gaps);
+    };
+    // Whether a customer had MRR at an earlier month's end needs every month's end since the
+    // oldest snapshot, not only those in the range.
+    let earliest = inputs
+        .histories
+        .iter()
+        .filter_map(|h| h.snapshots.first().map(|s| s.at))
+        .min();
+    let mut had: HashSet<(Group, String)> = HashSet::new();
+    if let Some(earliest) = earliest.and_then(|at| DateTime::<Utc>::from_timestamp(at, 0)) {
+        let from = earliest.with_timezone(&tz).date_naive();
+        if let Some(to) = first.first_day.pred_opt().filter(|to| from <= *to) {
+            for earlier in periods(DateRange { from, to }, Interval::Month, tz) {
+                for (key, _) in inputs.customers_at(earlier.ends.timestamp(), by_plan, &mut gaps) {
+                    had.insert((key.0, key.1.to_owned()));
+                }
+            }
+        }
+    }
+
+    let mut start = inputs.customers_at(first.starts.timestamp(), by_plan, &mut gaps);
+    for key in start.keys() {
+        had.insert((key.0.clone(), key.1.to_owned()));
+    }
+    let mut rows: BTreeMap<(String, Group), MrrRow> = BTreeMap::new();
+    let mut groups: BTreeSet<Group> = BTreeSet::new();
+    for month in months {
+        let end = inputs.customers_at(month.ends.timestamp(), by_plan, &mut gaps);
+        let mut figures: BTreeMap<Group, Movements> = BTreeMap::new();
+        let keys: HashSet<&(Group, &str)> = start.keys().chain(end.keys()).collect();
+        for key in keys {
+            let before = start.get(key).copied().unwrap_or(0);
+            let after = end.get(key).copied().unwrap_or(0);
+            let returning = had.contains(&(key.0.clone(), key.1.to_owned()));
+            figures
+                .entry(key.0.clone())
+                .or_default()
+                .add(before, after, returning);
+        }
+        for key in end.keys() {
+            had.insert((key.0.clone(), key.1.to_owned()));
+        }
+        groups.extend(figures.keys().cloned());
+        for (group, movements) in figures {
+            rows.insert(
+                (month.label.clone(), group.clone()),
+                movements.row(&month.label, &group),
+            );
+        }
+        start = end;
+    }
+    // Dense: every month for every group seen in the range.
+    let mut out = Vec::new();
+    for month in months {
+        for group in &groups {
+            out.push(
+                rows.remove(&(month.label.clone(), group.clone()))
+                    .unwrap_or_else(|| Movements::default().row(&month.label, group)),
+            );
+        }
+    }
+    (out, gaps)
+}
+
+/// The movements of one group over one month.
+#[derive(Debug, Default)]
+struct Movements {
+    mrr_start: i64,
+    new: i64,
+    expansion: i64,
+    contraction: i64,
+    churned: i64,
+    reactivated: i64,
+    mrr: i64,
+    customers_start: u64,
+    customers_lost: u64,
+    subscribers: u64,
+}
+
+impl Movements {
+    /// One customer going from `before` to `after`; `returning` if they had MRR at an earlier
+    /// month's end.
+    fn add(&mut self, before: i64, after: i64, returning: bool) {
+        self.mrr_start += before;
+        self.mrr += after;
+        if before > 0 {
+            self.customers_start += 1;
+        }
+        if after > 0 {
+            self.subscribers += 1;
+        }
+        match (before > 0, after > 0) {
+            (false, true) if returning => self.reactivated += after,
+            (false, true) => self.new += after,
+            (true, false) => {
+                self.churned += before;
+                self.customers_lost += 1;
+            }
+            (true, true) if after > before => self.expansion += after - before,
+            (true, true) => self.contraction += before - after,
+            (false, false) => {}
+        }
+    }
+
+    fn row(&self, month: &str, group: &Group) -> MrrRow {
+        MrrRow {
+            month: month.to_owned(),
+            plan_id: group.plan_id.clone(),
+            currency: group.currency.clone(),
+            mrr_start: self.mrr_start,
+            new: self.new,
+            expansion: self.expansion,
+            contraction: self.contraction,
+            churned: self.churned,
+            reactivated: self.reactivated,
+            mrr: self.mrr,
+            subscribers: self.subscribers,
+            churn_rate: rate(self.customers_lost, self.customers_start, 4),
+            arpu: (self.subscribers > 0).then(|| {
+                Fraction::new(i128::from(self.mrr), i128::from(self.subscribers)).round_half_even()
+            }),
+        }
+    }
+}
+
+/// Subscriptions in good standing just before `boundary`, by plan and status.
+pub fn subscribers(inputs: &Inputs<'_>, boundary: i64) -> BTreeMap<(String, String), u64> {
+    let mut out = BTreeMap::new();
+    for history in inputs.histories {
+        let Some((state, past_due_since)) = history.state_before(boundary) else {
+            continue;
+        };
+        let good = match state.status {
+            SubscriptionStatus::Active | SubscriptionStatus::Trialing => true,
+            SubscriptionStatus::PastDue => past_due_since.is_some_and(|since| {
+                DateTime::<Utc>::from_timestamp(since, 0).unwrap_or_default() + inputs.grace
+                    > DateTime::from_timestamp(boundary, 0).unwrap_or_default()
+            }),
+            _ => false,
+        };
+        if !good {
+            continue;
+        }
+        let plans: BTreeSet<&PlanId> = state
+            .items
+            .iter()
+            .filter_map(|(price, _)| inputs.plans.get(price))
+            .collect();
+        for plan in plans {
+            *out.entry((plan.as_str().to_owned(), state.status.as_str().to_owned()))
+                .or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::domain::{Interval as PriceInterval, Recurring, Version};
+    use crate::reports::periods::months;
+
+    fn price(id: &str, currency: &str, amount: i64, interval: PriceInterval) -> Price {
+        Price {
+            id: StripePriceId::parse(id).unwrap(),
+            product: None,
+            active: true,
+            currency: currency.into(),
+            unit_amount: Some(amount),
+            recurring: Some(Recurring {
+                interval,
+                interval_count: 1,
+            }),
+            nickname: None,
+            version: Version {
+                created: 0,
+                source: "sync".into(),
+            },
+        }
+    }
+
+    fn secs(date: &str) -> i64 {
+        NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp()
+    }
+
+    fn snap(date: &str, status: SubscriptionStatus, price: &str) -> Snapshot {
+        Snapshot {
+            at: secs(date),
+            status,
+            items: vec![(StripePriceId::parse(price).unwrap(), 1)],
+        }
+    }
+
+    fn history(id: &str, customer: &str, snapshots: Vec<Snapshot>) -> History {
+        History {
+            subscription_id: id.into(),
+            customer_id: customer.into(),
+            snapshots,
+        }
+    }
+
+    struct World {
+        prices: HashMap<StripePriceId, Price>,
+        plans: HashMap<StripePriceId, PlanId>,
+        discounted: HashMap<String, Vec<PaidInvoice>>,
+    }
+
+    fn world() -> World {
+        let prices = [
+            price("price_monthly", "eur", 1_000, PriceInterval::Month),
+            price("price_premium", "eur", 2_000, PriceInterval::Month),
+            price("price_yearly", "eur", 10_000, PriceInterval::Year),
+        ];
+        World {
+            plans: prices
+                .iter()
+                .map(|p| (p.id.clone(), PlanId::parse("digital").unwrap()))
+                .collect(),
+            prices: prices.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            discounted: HashMap::new(),
+        }
+    }
+
+    fn run(world: &World, histories: &[History], from: &str, to: &str) -> Vec<MrrRow> {
+        let inputs = Inputs {
+            histories,
+            discounted: &world.discounted,
+            prices: &world.prices,
+            plans: &world.plans,
+            grace: TimeDelta::days(7),
+        };
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let months = months(day(from), day(to), Tz::UTC).unwrap();
+        report(&inputs, &months, false, Tz::UTC).0
+    }
+
+    fn movements(row: &MrrRow) -> [i64; 8] {
+        [
+            row.mrr_start,
+            row.new,
+            row.expansion,
+            row.contraction,
+            row.churned,
+            row.reactivated,
+            row.mrr,
+            i64::try_from(row.subscribers).unwrap(),
+        ]
+    }
+
+    use SubscriptionStatus::{Active, Canceled, PastDue, Trialing};
+
+    #[test]
+    fn new_expansion_contraction_churn_and_reactivation_add_up() {
+        let world = world();
+        let histories = [
+            // a: new in January, upgraded in February, downgraded in March, churned in April.
+            history(
+                "sub_a",
+                "cus_a",
+                vec![
+                    snap("2026-01-10", Active, "price_monthly"),
+                    snap("2026-02-10", Active, "price_premium"),
+                    snap("2026-03-10", Active, "price_monthly"),
+                    snap("2026-04-10", Canceled, "price_monthly"),
+                ],
+            ),
+            // b: yearly from January (10000 / 12 = 833.33 → 833), canceled in February, back
+            // with a new subscription in April: reactivated.
+            history(
+                "sub_b1",
+                "cus_b",
+                vec![
+                    snap("2026-01-05", Active, "price_yearly"),
+                    snap("2026-02-05", Canceled, "price_yearly"),
+                ],
+            ),
+            history(
+                "sub_b2",
+                "cus_b",
+                vec![snap("2026-04-05", Active, "price_monthly")],
+            ),
+        ];
+        let rows = run(&world, &histories, "2026-01-01", "2026-04-01");
+        let table: Vec<_> = rows.iter().map(movements).collect();
+        assert_eq!(
+            table,
+            [
+                // start, new, exp, contr, churned, react, mrr, subscribers
+                [0, 1_833, 0, 0, 0, 0, 1_833, 2],
+                [1_833, 0, 1_000, 0, 833, 0, 2_000, 1],
+                [2_000, 0, 0, 1_000, 0, 0, 1_000, 1],
+                [1_000, 0, 0, 0, 1_000, 1_000, 1_000, 1],
+            ]
+        );
+        for row in &rows {
+            assert_eq!(
+                row.mrr,
+                row.mrr_start + row.new + row.expansion + row.reactivated
+                    - row.contraction
+                    - row.churned
+            );
+        }
+        assert_eq!(rows[1].churn_rate, Some(0.5));
+        // 1833 / 2 = 916.5: half to even.
+        assert_eq!(rows[0].arpu, Some(916));
+    }
+
+    #[test]
+    fn a_trial_is_worth_nothing_and_past_due_churns_when_its_grace_ends() {
+        let world = world();
+        let histories = [
+            history(
+                "sub_t",
+                "cus_t",
+                vec![
+                    snap("2026-01-03", Trialing, "price_monthly"),
+                    snap("2026-02-03", Active, "price_monthly"),
+                ],
+            ),
+            // Past due from 2026-02-27: still within seven days of grace at February's end,
+            // past it at March's.
+            history(
+                "sub_p",
+                "cus_p",
+                vec![
+                    snap("2026-01-02", Active, "price_monthly"),
+                    snap("2026-02-27", PastDue, "price_monthly"),
+                    snap("2026-03-02", PastDue, "price_monthly"),
+                ],
+            ),
+        ];
+        let rows = run(&world, &histories, "2026-01-01", "2026-03-01");
+        let mrr: Vec<_> = rows.iter().map(|r| (r.mrr, r.churned)).collect();
+        assert_eq!(mrr, [(1_000, 0), (2_000, 0), (1_000, 1_000)]);
+    }
+
+    #[test]
+    fn a_final_state_is_never_left_and_discounts_come_from_the_latest_paid_invoice() {
+        let mut world = world();
+        world.discounted.insert(
+            "sub_d".into(),
+            vec![
+                PaidInvoice {
+                    paid_at: secs("2026-01-02"),
+                    subtotal: 1_000,
+                    discount: 200,
+                },
+                PaidInvoice {
+                    paid_at: secs("2026-03-02"),
+                    subtotal: 1_000,
+                    discount: 0,
+                },
+            ],
+        );
+        let histories = [
+            history(
+                "sub_d",
+                "cus_d",
+                vec![snap("2026-01-02", Active, "price_monthly")],
+            ),
+            // Stripe's deletion can carry an older time than an update: canceled stays.
+            history(
+                "sub_x",
+                "cus_x",
+                vec![
+                    snap("2026-01-02", Active, "price_monthly"),
+                    snap("2026-01-20", Canceled, "price_monthly"),
+                    snap("2026-01-21", Active, "price_monthly"),
+                ],
+            ),
+        ];
+        let rows = run(&world, &histories, "2026-01-01", "2026-03-01");
+        let mrr: Vec<_> = rows.iter().map(|r| r.mrr).collect();
+        assert_eq!(mrr, [800, 800, 1_000]);
+    }
+}

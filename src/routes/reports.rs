@@ -1,0 +1,304 @@
+//! `/v1/reports/*`: revenue, MRR and subscribers for finance, as JSON or CSV.
+
+use actix_web::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{NaiveDate, TimeDelta};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::reports::Reports;
+use crate::reports::periods::{self, DateRange, Interval, InvalidRange};
+use crate::reports::table::to_csv;
+use crate::startup::AppState;
+
+/// The columns of each report's CSV, in order: the fields of its JSON rows.
+const REVENUE_COLUMNS: [&str; 10] = [
+    "period",
+    "period_start",
+    "period_end",
+    "plan_id",
+    "currency",
+    "gross",
+    "tax",
+    "refunds",
+    "net",
+    "invoices",
+];
+const MRR_COLUMNS: [&str; 13] = [
+    "month",
+    "plan_id",
+    "currency",
+    "mrr_start",
+    "new",
+    "expansion",
+    "contraction",
+    "churned",
+    "reactivated",
+    "mrr",
+    "subscribers",
+    "churn_rate",
+    "arpu",
+];
+const SUBSCRIBER_COLUMNS: [&str; 3] = ["plan_id", "status", "subscriptions"];
+
+/// `?from=&to=&interval=&group_by=&format=`
+#[derive(Debug, Deserialize)]
+pub struct RevenueQuery {
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+    group_by: Option<String>,
+    format: Option<String>,
+}
+
+/// `?from=&to=&group_by=&format=`
+#[derive(Debug, Deserialize)]
+pub struct MrrQuery {
+    from: Option<String>,
+    to: Option<String>,
+    group_by: Option<String>,
+    format: Option<String>,
+}
+
+/// `?at=&format=`
+#[derive(Debug, Deserialize)]
+pub struct SubscribersQuery {
+    at: Option<String>,
+    format: Option<String>,
+}
+
+/// How an answer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+/// `format=` wins; otherwise CSV when the `Accept` header asks for `text/csv`.
+fn format(req: &HttpRequest, asked: Option<&str>) -> Result<Format, ApiError> {
+    match asked {
+        Some("json") => Ok(Format::Json),
+        Some("csv") => Ok(Format::Csv),
+        Some(other) => Err(ApiError::invalid(
+            "invalid_format",
+            format!(
+                "format is `json` or `csv`, not `{}`",
+                other.chars().take(32).collect::<String>()
+            ),
+        )),
+        None => {
+            let accepts_csv = req
+                .headers()
+                .get_all(ACCEPT)
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|v| v.split(';').next().is_some_and(|m| m.trim() == "text/csv"));
+            Ok(if accepts_csv {
+                Format::Csv
+            } else {
+                Format::Json
+            })
+        }
+    }
+}
+
+fn range_problem(err: InvalidRange) -> ApiError {
+    let code = match err {
+        InvalidRange::Malformed { .. } => "invalid_date",
+        InvalidRange::Reversed { .. } | InvalidRange::TooLong { .. } => "invalid_range",
+    };
+    ApiError::invalid(code, err.to_string())
+}
+
+fn required<'q>(field: &'static str, value: Option<&'q String>) -> Result<&'q str, ApiError> {
+    value
+        .map(String::as_str)
+        .ok_or_else(|| ApiError::invalid("invalid_date", format!("`{field}` is required")))
+}
+
+/// Whether a `group_by` value groups by plan; `allowed` lists the values the report takes.
+fn by_plan(group_by: Option<&str>, allowed: &[&str]) -> Result<bool, ApiError> {
+    let value = group_by.unwrap_or("none");
+    if !allowed.contains(&value) {
+        return Err(ApiError::invalid(
+            "invalid_group_by",
+            format!(
+                "group_by is one of {}, not `{}`",
+                allowed.join(", "),
+                value.chars().take(32).collect::<String>()
+            ),
+        ));
+    }
+    Ok(value == "plan")
+}
+
+/// A grouped report's columns: `plan_id` only when grouped by plan.
+fn grouped(columns: &[&'static str], by_plan: bool) -> Vec<&'static str> {
+    columns
+        .iter()
+        .copied()
+        .filter(|c| by_plan || *c != "plan_id")
+        .collect()
+}
+
+fn reports(state: &AppState) -> Reports<'_> {
+    Reports {
+        store: state.store.as_ref(),
+        time_zone: state.settings.reporting_time_zone,
+        grace: TimeDelta::from_std(state.settings.past_due_grace).unwrap_or(TimeDelta::MAX),
+    }
+}
+
+/// The answer: the JSON `body`, or its `rows` as CSV named `filename`.
+fn answer<R: Serialize>(
+    format: Format,
+    body: serde_json::Value,
+    columns: &[&str],
+    rows: &[R],
+    filename: &str,
+) -> Result<HttpResponse, ApiError> {
+    match format {
+        Format::Json => Ok(HttpResponse::Ok().json(body)),
+        Format::Csv => {
+            let csv = to_csv(columns, rows).map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(HttpResponse::Ok()
+                .insert_header((CONTENT_TYPE, "text/csv; charset=utf-8"))
+                .insert_header((
+                    CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{filename}\""),
+                ))
+                .body(csv))
+        }
+    }
+}
+
+/// Revenue per day, ISO week or month, per currency (and plan).
+#[tracing::instrument(skip_all)]
+pub async fn revenue(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<RevenueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let format = format(&req, query.format.as_deref())?;
+    let from = periods::parse_date("from", required("from", query.from.as_ref())?)
+        .map_err(range_problem)?;
+    let to =
+        periods::parse_date("to", required("to", query.to.as_ref())?).map_err(range_problem)?;
+    let range = DateRange::new(from, to).map_err(range_problem)?;
+    let interval_name = query.interval.as_deref().unwrap_or("month");
+    let interval = Interval::parse(interval_name).ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_interval",
+            format!(
+                "interval is one of day, week, month, not `{}`",
+                interval_name.chars().take(32).collect::<String>()
+            ),
+        )
+    })?;
+    let group_by = query.group_by.as_deref().unwrap_or("none");
+    let plan = by_plan(Some(group_by), &["plan", "currency", "none"])?;
+    let rows = reports(&state).revenue(range, interval, plan).await?;
+    let body = json!({
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "interval": interval.as_str(),
+        "group_by": group_by,
+        "time_zone": state.settings.reporting_time_zone.name(),
+        "rows": rows,
+    });
+    answer(
+        format,
+        body,
+        &grouped(&REVENUE_COLUMNS, plan),
+        &rows,
+        &format!("revenue-{from}-{to}.csv"),
+    )
+}
+
+/// MRR and its movements per month, per currency (and plan).
+#[tracing::instrument(skip_all)]
+pub async fn mrr(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<MrrQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let format = format(&req, query.format.as_deref())?;
+    let from = periods::parse_month("from", required("from", query.from.as_ref())?)
+        .map_err(range_problem)?;
+    let to =
+        periods::parse_month("to", required("to", query.to.as_ref())?).map_err(range_problem)?;
+    let group_by = query.group_by.as_deref().unwrap_or("none");
+    let plan = by_plan(Some(group_by), &["plan", "none"])?;
+    let months =
+        periods::months(from, to, state.settings.reporting_time_zone).map_err(range_problem)?;
+    let (rows, gaps) = reports(&state).mrr(&months, plan).await?;
+    let notes: Vec<String> = gaps
+        .unknown_prices
+        .iter()
+        .map(|price| {
+            format!(
+                "price {price} belongs to a plan but its amount and cycle are unknown: its items \
+                 count as 0 (a reconcile or a price.* event fills it in)"
+            )
+        })
+        .collect();
+    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
+    let body = json!({
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "group_by": group_by,
+        "time_zone": state.settings.reporting_time_zone.name(),
+        "rows": rows,
+        "notes": notes,
+    });
+    answer(
+        format,
+        body,
+        &grouped(&MRR_COLUMNS, plan),
+        &rows,
+        &format!("mrr-{from}-{to}.csv"),
+    )
+}
+
+/// A row of the subscribers report.
+#[derive(Debug, Serialize)]
+struct SubscriberRow {
+    plan_id: String,
+    status: String,
+    subscriptions: u64,
+}
+
+/// Subscriptions in good standing at the end of a day, per plan and status.
+#[tracing::instrument(skip_all)]
+pub async fn subscribers(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<SubscribersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let format = format(&req, query.format.as_deref())?;
+    let at: NaiveDate =
+        periods::parse_date("at", required("at", query.at.as_ref())?).map_err(range_problem)?;
+    let rows: Vec<SubscriberRow> = reports(&state)
+        .subscribers(at)
+        .await?
+        .into_iter()
+        .map(|(plan_id, status, subscriptions)| SubscriberRow {
+            plan_id,
+            status,
+            subscriptions,
+        })
+        .collect();
+    let body = json!({
+        "at": at.to_string(),
+        "time_zone": state.settings.reporting_time_zone.name(),
+        "rows": rows,
+    });
+    answer(
+        format,
+        body,
+        &SUBSCRIBER_COLUMNS,
+        &rows,
+        &format!("subscribers-{at}.csv"),
+    )
+}

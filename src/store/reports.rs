@@ -1,0 +1,202 @@
+//! The SQL behind finance reports: sums of paid invoices and refunds per quarter hour, and the
+//! subscription history with the discounts paid invoices show.
+
+use std::collections::HashMap;
+
+use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::StoreError;
+use super::sql::{Dialect, SqlStore};
+use crate::domain::{StripePriceId, SubscriptionStatus};
+use crate::reports::mrr::{History, PaidInvoice, Snapshot};
+use crate::reports::revenue::{InvoiceSlot, RefundSlot, SLOT_SECONDS};
+
+#[derive(FromRow)]
+pub(super) struct InvoiceSlotRow {
+    slot: i64,
+    currency: String,
+    price_id: Option<String>,
+    gross: i64,
+    tax: i64,
+    invoices: i64,
+}
+
+#[derive(FromRow)]
+pub(super) struct RefundSlotRow {
+    slot: i64,
+    currency: String,
+    price_id: Option<String>,
+    linked: bool,
+    amount: i64,
+}
+
+#[derive(FromRow)]
+pub(super) struct HistoryRow {
+    subscription_id: String,
+    customer_id: String,
+    version_created: i64,
+    status: String,
+    items: String,
+}
+
+#[derive(FromRow)]
+pub(super) struct PaidInvoiceRow {
+    subscription_id: String,
+    paid_at: i64,
+    subtotal: i64,
+    discount: i64,
+}
+
+/// An item as the history stores it.
+#[derive(serde::Deserialize)]
+struct StoredItem {
+    price: String,
+    quantity: i64,
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> InvoiceSlotRow: FromRow<'r, DB::Row>,
+    for<'r> RefundSlotRow: FromRow<'r, DB::Row>,
+    for<'r> HistoryRow: FromRow<'r, DB::Row>,
+    for<'r> PaidInvoiceRow: FromRow<'r, DB::Row>,
+{
+    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per quarter hour,
+    /// currency and main price.
+    pub(super) async fn invoice_slots_sql(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<InvoiceSlot>, StoreError> {
+        let rows = sqlx::query_as::<DB, InvoiceSlotRow>(
+            "SELECT paid_at / $3 AS slot, currency, price_id, \
+             CAST(SUM(amount_paid) AS BIGINT) AS gross, CAST(SUM(tax) AS BIGINT) AS tax, \
+             CAST(COUNT(*) AS BIGINT) AS invoices \
+             FROM invoices WHERE paid_at >= $1 AND paid_at < $2 AND status = 'paid' \
+             GROUP BY 1, 2, 3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(SLOT_SECONDS)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| InvoiceSlot {
+                slot: row.slot,
+                currency: row.currency,
+                price_id: row.price_id,
+                gross: row.gross,
+                tax: row.tax,
+                invoices: row.invoices,
+            })
+            .collect())
+    }
+
+    /// Refunds created in `from..to` that did not fail, summed per quarter hour, currency and
+    /// the main price of their invoice.
+    pub(super) async fn refund_slots_sql(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<RefundSlot>, StoreError> {
+        let rows = sqlx::query_as::<DB, RefundSlotRow>(
+            "SELECT r.created / $3 AS slot, r.currency, i.price_id, \
+             (r.invoice_id IS NOT NULL) AS linked, CAST(SUM(r.amount) AS BIGINT) AS amount \
+             FROM refunds r LEFT JOIN invoices i ON i.id = r.invoice_id \
+             WHERE r.created >= $1 AND r.created < $2 \
+             AND (r.status IS NULL OR r.status NOT IN ('failed', 'canceled')) \
+             GROUP BY 1, 2, 3, 4",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(SLOT_SECONDS)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| RefundSlot {
+                slot: row.slot,
+                currency: row.currency,
+                linked: row.linked,
+                price_id: row.price_id,
+                amount: row.amount,
+            })
+            .collect())
+    }
+
+    /// Every subscription's snapshots that took effect before `before` (Unix seconds).
+    pub(super) async fn histories_sql(&self, before: i64) -> Result<Vec<History>, StoreError> {
+        let rows = sqlx::query_as::<DB, HistoryRow>(
+            "SELECT h.subscription_id, s.customer_id, h.version_created, h.status, h.items \
+             FROM subscription_history h JOIN subscriptions s ON s.id = h.subscription_id \
+             WHERE h.version_created < $1 \
+             ORDER BY h.subscription_id, h.version_created, h.version_source",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<History> = Vec::new();
+        for row in rows {
+            let status = row
+                .status
+                .parse::<SubscriptionStatus>()
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("{e}")))?;
+            let items: Vec<StoredItem> = serde_json::from_str(&row.items)
+                .map_err(|e| StoreError::Other(anyhow::anyhow!("stored items: {e}")))?;
+            let snapshot = Snapshot {
+                at: row.version_created,
+                status,
+                items: items
+                    .into_iter()
+                    .filter_map(|item| {
+                        StripePriceId::parse(&item.price).map(|price| (price, item.quantity))
+                    })
+                    .collect(),
+            };
+            match out.last_mut() {
+                Some(last) if last.subscription_id == row.subscription_id => {
+                    last.snapshots.push(snapshot);
+                }
+                _ => out.push(History {
+                    subscription_id: row.subscription_id,
+                    customer_id: row.customer_id,
+                    snapshots: vec![snapshot],
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The invoices paid before `before` of every subscription that ever had a discounted one,
+    /// oldest first.
+    pub(super) async fn discounted_sql(
+        &self,
+        before: i64,
+    ) -> Result<HashMap<String, Vec<PaidInvoice>>, StoreError> {
+        let rows = sqlx::query_as::<DB, PaidInvoiceRow>(
+            "SELECT subscription_id, paid_at, subtotal, discount FROM invoices \
+             WHERE status = 'paid' AND paid_at < $1 AND subscription_id IN \
+             (SELECT subscription_id FROM invoices WHERE discount > 0) \
+             ORDER BY subscription_id, paid_at",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<String, Vec<PaidInvoice>> = HashMap::new();
+        for row in rows {
+            out.entry(row.subscription_id)
+                .or_default()
+                .push(PaidInvoice {
+                    paid_at: row.paid_at,
+                    subtotal: row.subtotal,
+                    discount: row.discount,
+                });
+        }
+        Ok(out)
+    }
+}
