@@ -110,6 +110,14 @@ pub struct Settings {
     pub meter_time_zone: Tz,
     /// The IANA time zone finance reports cut days, weeks and months in.
     pub reporting_time_zone: Tz,
+    /// `POST /v1/access` requests a minute per API key; 0 is no limit.
+    pub rate_limit_access_per_key: u32,
+    /// `POST /v1/access` requests a minute per reader or device; 0 is no limit.
+    pub rate_limit_access_per_reader: u32,
+    /// `POST /v1/checkout/sessions` requests a minute per API key; 0 is no limit.
+    pub rate_limit_checkout_per_key: u32,
+    /// `POST /v1/checkout/sessions` requests a minute per reader; 0 is no limit.
+    pub rate_limit_checkout_per_reader: u32,
     /// Entitlements content may require that free views can unlock; anything else only
     /// entitled readers see. In the environment, comma-separated.
     #[serde(deserialize_with = "deserialize_list")]
@@ -178,6 +186,10 @@ impl Default for Settings {
             meter_anonymous_period: Period::CalendarMonth,
             meter_time_zone: Tz::UTC,
             reporting_time_zone: Tz::UTC,
+            rate_limit_access_per_key: 0,
+            rate_limit_access_per_reader: 600,
+            rate_limit_checkout_per_key: 600,
+            rate_limit_checkout_per_reader: 10,
             meterable_entitlements: vec![Entitlement::from_stored("articles".into())],
             allowed_redirect_origins: Vec::new(),
             token_issuer: "tollgate".into(),

@@ -92,6 +92,14 @@ pub enum ApiError {
     /// The database cannot be reached or is too busy right now (503); retrying later may work.
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable(#[source] anyhow::Error),
+    /// Over a rate limit (429); `retry_after` seconds until another request is allowed.
+    #[error("{detail}")]
+    RateLimited {
+        /// Which limit, safe to show.
+        detail: String,
+        /// Whole seconds to wait.
+        retry_after: u64,
+    },
     /// Anything unexpected (500). The cause is logged, never shown.
     #[error("an internal error occurred")]
     Internal(#[source] anyhow::Error),
@@ -132,6 +140,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Client { status, .. } => client_code(*status),
             Self::DatabaseUnavailable(_) => "database_unavailable",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -151,6 +160,7 @@ impl ApiError {
             Self::Client { status, .. } => status.canonical_reason().unwrap_or("Client error"),
             Self::DatabaseUnavailable(_) | Self::Unavailable { .. } => "Service unavailable",
             Self::Upstream { .. } => "Bad gateway",
+            Self::RateLimited { .. } => "Too many requests",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -225,6 +235,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -255,6 +266,9 @@ impl ResponseError for ApiError {
             }
             Self::DatabaseUnavailable(_) | Self::Unavailable { .. } => {
                 response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            Self::RateLimited { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             _ => {}
         }

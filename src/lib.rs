@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod mirror;
+pub mod rate_limit;
 pub mod reconcile;
 pub mod reports;
 pub mod routes;

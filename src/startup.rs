@@ -46,6 +46,8 @@ pub struct AppState {
     pub access: AccessService,
     /// Recently checked API keys.
     pub keys: KeyCache,
+    /// Rate limits on access decisions and checkout.
+    pub limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 /// Counts the requests being served, so that a shutdown can wait for them. actix-web's own
@@ -160,6 +162,7 @@ impl Application {
             stripe,
             access,
             keys: KeyCache::new(settings.api_key_cache_ttl),
+            limits: Arc::new(crate::rate_limit::RateLimits::from_settings(&settings)),
         });
         let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
             .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::access::{AccessError, Decision};
+use crate::auth::Caller;
 use crate::domain::{ArticleId, Entitlement, MeterState, MeterSubject, ReaderId};
 use crate::error::ApiError;
 use crate::routes::json::{self, ApiJson};
@@ -72,6 +73,7 @@ pub struct PostAccess {
 #[tracing::instrument(skip_all)]
 pub async fn decide(
     state: web::Data<AppState>,
+    caller: Caller,
     body: ApiJson<PostAccess>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
@@ -85,6 +87,14 @@ pub async fn decide(
             ));
         }
     };
+    state
+        .limits
+        .access_per_key
+        .admit(caller.0.id.as_str(), "API key")?;
+    state.limits.access_per_reader.admit(
+        &format!("{}:{}", subject.audience.as_str(), subject.id.as_str()),
+        "reader or device",
+    )?;
     let requires = body
         .requires
         .unwrap_or_else(|| Entitlement::from_stored("articles".into()));

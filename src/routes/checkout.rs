@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::Caller;
 use crate::domain::entitlements::held;
 use crate::domain::{PlanId, ReaderId, RedirectUrl, StripePriceId};
 use crate::error::ApiError;
@@ -52,10 +53,19 @@ pub struct PostPortal {
 #[tracing::instrument(skip_all)]
 pub async fn create_checkout(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     body: ApiJson<PostCheckout>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
+    state
+        .limits
+        .checkout_per_key
+        .admit(caller.0.id.as_str(), "API key")?;
+    state
+        .limits
+        .checkout_per_reader
+        .admit(body.reader_id.as_str(), "reader")?;
     let idempotency_key = idempotency_key(&req)?;
     let success_url = redirect(&state, "success_url", &body.success_url)?;
     let cancel_url = redirect(&state, "cancel_url", &body.cancel_url)?;

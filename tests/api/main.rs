@@ -13,6 +13,7 @@ mod keys;
 mod mirror;
 mod plans;
 mod problems;
+mod rate_limits;
 mod readers;
 mod reconcile;
 mod reports;
