@@ -9,4 +9,6 @@ UPDATE invoices SET price_id = (
     ORDER BY l.amount DESC, l.position LIMIT 1
 );
 CREATE INDEX invoices_discounted ON invoices (subscription_id) WHERE discount > 0;
-CREATE INDEX subscription_history_by_time ON subscription_history (version_created);
+-- Revenue reads paid invoices by time: this index holds all it needs, so the table is not read.
+CREATE INDEX invoices_paid_revenue ON invoices (paid_at, currency, price_id, amount_paid, tax)
+    WHERE status = 'paid';

@@ -71,8 +71,12 @@ impl Reports<'_> {
         };
         let (from, to) = (first.starts.timestamp(), last.ends.timestamp());
         let catalogue = self.catalogue().await?;
-        let invoices = self.store.invoice_slots(from, to).await?;
-        let refunds = self.store.refund_slots(from, to).await?;
+        let (mut invoices, mut refunds) = (Vec::new(), Vec::new());
+        for stretch in revenue::offset_stretches(self.time_zone, from, to) {
+            let (start, end, offset) = (stretch.start, stretch.end, stretch.offset);
+            invoices.extend(self.store.invoice_days(start, end, offset).await?);
+            refunds.extend(self.store.refund_days(start, end, offset).await?);
+        }
         Ok(revenue::report(
             &cut,
             &invoices,

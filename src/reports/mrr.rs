@@ -117,10 +117,18 @@ impl History {
     /// Its state just before `boundary` (Unix seconds), and since when it has been past due
     /// when it is.
     fn state_before(&self, boundary: i64) -> Option<(&Snapshot, Option<i64>)> {
-        let mut state: Option<&Snapshot> = None;
+        self.state_index_before(boundary)
+            .map(|(index, since)| (&self.snapshots[index], since))
+    }
+
+    /// As [`History::state_before`], with the snapshot's place in the history.
+    fn state_index_before(&self, boundary: i64) -> Option<(usize, Option<i64>)> {
+        let mut state: Option<usize> = None;
         let mut past_due_since = None;
-        for snapshot in self.snapshots.iter().take_while(|s| s.at < boundary) {
-            if state.is_some_and(|s| s.status.is_terminal()) {
+        for (index, snapshot) in self.snapshots.iter().enumerate() {
+            if snapshot.at >= boundary
+                || state.is_some_and(|i| self.snapshots[i].status.is_terminal())
+            {
                 break;
             }
             if snapshot.status == SubscriptionStatus::PastDue {
@@ -128,9 +136,9 @@ impl History {
             } else {
                 past_due_since = None;
             }
-            state = Some(snapshot);
+            state = Some(index);
         }
-        state.map(|s| (s, past_due_since))
+        state.map(|i| (i, past_due_since))
     }
 }
 
@@ -141,65 +149,111 @@ pub struct Gaps {
     pub unknown_prices: BTreeSet<String>,
 }
 
-impl Inputs<'_> {
-    /// What `history` is worth per month at `boundary`, per group, rounded once per group.
-    fn worth(
-        &self,
-        history: &History,
-        boundary: i64,
-        by_plan: bool,
-        gaps: &mut Gaps,
-    ) -> Vec<(Group, i64)> {
-        let Some((state, past_due_since)) = history.state_before(boundary) else {
-            return Vec::new();
-        };
-        let paying = match state.status {
-            SubscriptionStatus::Active => true,
-            SubscriptionStatus::PastDue => past_due_since.is_some_and(|since| {
-                let since = DateTime::<Utc>::from_timestamp(since, 0).unwrap_or_default();
-                since + self.grace > DateTime::from_timestamp(boundary, 0).unwrap_or_default()
-            }),
-            _ => false,
-        };
-        if !paying {
-            return Vec::new();
-        }
-        let mut sums: BTreeMap<Group, Fraction> = BTreeMap::new();
-        for (price_id, quantity) in &state.items {
-            let Some(plan) = self.plans.get(price_id) else {
-                continue;
-            };
-            let Some(price) = self.prices.get(price_id) else {
-                gaps.unknown_prices.insert(price_id.as_str().to_owned());
-                continue;
-            };
-            let (Some(amount), Some(recurring)) = (price.unit_amount, price.recurring) else {
-                continue;
-            };
-            let group = Group {
-                currency: price.currency.clone(),
-                plan_id: by_plan.then(|| plan.as_str().to_owned()),
-            };
-            let value =
-                Fraction::new(i128::from(amount) * i128::from(*quantity), 1) * per_month(recurring);
-            let sum = sums.entry(group).or_insert(Fraction::ZERO);
-            *sum = *sum + value;
-        }
-        let discount = self.discount(&history.subscription_id, boundary);
-        sums.into_iter()
-            .map(|(group, value)| (group, (value * discount).round_half_even()))
-            .filter(|(_, value)| *value != 0)
-            .collect()
-    }
+/// A subscription's snapshot, with what each group's items are worth before discounts.
+struct Priced {
+    status: SubscriptionStatus,
+    values: Vec<(u32, Fraction)>,
+}
 
-    /// The share of the price a subscription pays after discounts, as its latest invoice paid
-    /// before `boundary` shows it; 1 without one.
-    fn discount(&self, subscription_id: &str, boundary: i64) -> Fraction {
-        let latest = self
-            .discounted
-            .get(subscription_id)
-            .and_then(|paid| paid.iter().rev().find(|p| p.paid_at < boundary));
-        match latest {
+/// A subscription ready to be valued at any instant.
+struct Valued<'a> {
+    customer: u32,
+    history: &'a History,
+    snapshots: Vec<Priced>,
+    discounts: &'a [PaidInvoice],
+}
+
+/// Every subscription ready to be valued, with groups and customers numbered.
+struct Book<'a> {
+    groups: Vec<Group>,
+    subscriptions: Vec<Valued<'a>>,
+    grace: TimeDelta,
+}
+
+/// A customer in a group, as one number: customer × 2³² + group.
+type Key = u64;
+
+fn key(customer: u32, group: u32) -> Key {
+    (u64::from(customer) << 32) | u64::from(group)
+}
+
+fn group_of(key: Key) -> u32 {
+    (key & 0xffff_ffff) as u32
+}
+
+impl<'a> Inputs<'a> {
+    /// Numbers groups and customers, and prices every snapshot's items once.
+    fn book(&self, by_plan: bool, gaps: &mut Gaps) -> Book<'a> {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_index: HashMap<Group, u32> = HashMap::new();
+        let mut customers: HashMap<&'a str, u32> = HashMap::new();
+        let mut subscriptions = Vec::with_capacity(self.histories.len());
+        let histories: &'a [History] = self.histories;
+        for history in histories {
+            let next = u32::try_from(customers.len()).unwrap_or(u32::MAX);
+            let customer = *customers
+                .entry(history.customer_id.as_str())
+                .or_insert(next);
+            let snapshots = history
+                .snapshots
+                .iter()
+                .map(|snapshot| {
+                    let mut sums: BTreeMap<u32, Fraction> = BTreeMap::new();
+                    for (price_id, quantity) in &snapshot.items {
+                        let Some(plan) = self.plans.get(price_id) else {
+                            continue;
+                        };
+                        let Some(price) = self.prices.get(price_id) else {
+                            gaps.unknown_prices.insert(price_id.as_str().to_owned());
+                            continue;
+                        };
+                        let (Some(amount), Some(recurring)) = (price.unit_amount, price.recurring)
+                        else {
+                            continue;
+                        };
+                        let group = Group {
+                            currency: price.currency.clone(),
+                            plan_id: by_plan.then(|| plan.as_str().to_owned()),
+                        };
+                        let index = *group_index.entry(group.clone()).or_insert_with(|| {
+                            groups.push(group);
+                            u32::try_from(groups.len() - 1).unwrap_or(u32::MAX)
+                        });
+                        let value = Fraction::new(i128::from(amount) * i128::from(*quantity), 1)
+                            * per_month(recurring);
+                        let sum = sums.entry(index).or_insert(Fraction::ZERO);
+                        *sum = *sum + value;
+                    }
+                    Priced {
+                        status: snapshot.status,
+                        values: sums.into_iter().collect(),
+                    }
+                })
+                .collect();
+            subscriptions.push(Valued {
+                customer,
+                history,
+                snapshots,
+                discounts: self
+                    .discounted
+                    .get(&history.subscription_id)
+                    .map_or(&[], Vec::as_slice),
+            });
+        }
+        Book {
+            groups,
+            subscriptions,
+            grace: self.grace,
+        }
+    }
+}
+
+impl Valued<'_> {
+    /// The share of the price paid after discounts, as the latest invoice paid before
+    /// `boundary` shows it; 1 without one.
+    fn discount(&self, boundary: i64) -> Fraction {
+        let paid = self.discounts.partition_point(|p| p.paid_at < boundary);
+        match paid.checked_sub(1).map(|i| self.discounts[i]) {
             Some(paid) if paid.subtotal > 0 && paid.discount > 0 => Fraction::new(
                 i128::from(paid.subtotal - paid.discount.min(paid.subtotal)),
                 i128::from(paid.subtotal),
@@ -207,19 +261,35 @@ impl Inputs<'_> {
             _ => Fraction::new(1, 1),
         }
     }
+}
 
+impl Book<'_> {
     /// Each customer's MRR per group just before `boundary`.
-    fn customers_at(
-        &self,
-        boundary: i64,
-        by_plan: bool,
-        gaps: &mut Gaps,
-    ) -> HashMap<(Group, &str), i64> {
-        let mut out: HashMap<(Group, &str), i64> = HashMap::new();
-        for history in self.histories {
-            for (group, value) in self.worth(history, boundary, by_plan, gaps) {
-                *out.entry((group, history.customer_id.as_str()))
-                    .or_insert(0) += value;
+    fn customers_at(&self, boundary: i64) -> HashMap<Key, i64> {
+        let mut out: HashMap<Key, i64> = HashMap::new();
+        let end = DateTime::<Utc>::from_timestamp(boundary, 0).unwrap_or_default();
+        for subscription in &self.subscriptions {
+            let Some((index, past_due_since)) = subscription.history.state_index_before(boundary)
+            else {
+                continue;
+            };
+            let priced = &subscription.snapshots[index];
+            let paying = match priced.status {
+                SubscriptionStatus::Active => true,
+                SubscriptionStatus::PastDue => past_due_since.is_some_and(|since| {
+                    DateTime::<Utc>::from_timestamp(since, 0).unwrap_or_default() + self.grace > end
+                }),
+                _ => false,
+            };
+            if !paying {
+                continue;
+            }
+            let discount = subscription.discount(boundary);
+            for (group, value) in &priced.values {
+                let value = (*value * discount).round_half_even();
+                if value != 0 {
+                    *out.entry(key(subscription.customer, *group)).or_insert(0) += value;
+                }
             }
         }
         out.retain(|_, v| *v != 0);
@@ -235,6 +305,7 @@ pub fn report(
     tz: Tz,
 ) -> (Vec<MrrRow>, Gaps) {
     let mut gaps = Gaps::default();
+    let book = inputs.book(by_plan, &mut gaps);
     let Some(first) = months.first() else {
         return (Vec::new(), gaps);
     };
@@ -245,57 +316,51 @@ pub fn report(
         .iter()
         .filter_map(|h| h.snapshots.first().map(|s| s.at))
         .min();
-    let mut had: HashSet<(Group, String)> = HashSet::new();
+    let mut had: HashSet<Key> = HashSet::new();
     if let Some(earliest) = earliest.and_then(|at| DateTime::<Utc>::from_timestamp(at, 0)) {
         let from = earliest.with_timezone(&tz).date_naive();
         if let Some(to) = first.first_day.pred_opt().filter(|to| from <= *to) {
             for earlier in periods(DateRange { from, to }, Interval::Month, tz) {
-                for (key, _) in inputs.customers_at(earlier.ends.timestamp(), by_plan, &mut gaps) {
-                    had.insert((key.0, key.1.to_owned()));
-                }
+                had.extend(book.customers_at(earlier.ends.timestamp()).into_keys());
             }
         }
     }
 
-    let mut start = inputs.customers_at(first.starts.timestamp(), by_plan, &mut gaps);
-    for key in start.keys() {
-        had.insert((key.0.clone(), key.1.to_owned()));
-    }
-    let mut rows: BTreeMap<(String, Group), MrrRow> = BTreeMap::new();
-    let mut groups: BTreeSet<Group> = BTreeSet::new();
-    for month in months {
-        let end = inputs.customers_at(month.ends.timestamp(), by_plan, &mut gaps);
-        let mut figures: BTreeMap<Group, Movements> = BTreeMap::new();
-        let keys: HashSet<&(Group, &str)> = start.keys().chain(end.keys()).collect();
-        for key in keys {
-            let before = start.get(key).copied().unwrap_or(0);
+    let mut start = book.customers_at(first.starts.timestamp());
+    had.extend(start.keys().copied());
+    let mut figures: BTreeMap<(usize, u32), Movements> = BTreeMap::new();
+    let mut seen_groups: BTreeSet<u32> = BTreeSet::new();
+    for (index, month) in months.iter().enumerate() {
+        let end = book.customers_at(month.ends.timestamp());
+        for (key, before) in &start {
             let after = end.get(key).copied().unwrap_or(0);
-            let returning = had.contains(&(key.0.clone(), key.1.to_owned()));
-            figures
-                .entry(key.0.clone())
-                .or_default()
-                .add(before, after, returning);
-        }
-        for key in end.keys() {
-            had.insert((key.0.clone(), key.1.to_owned()));
-        }
-        groups.extend(figures.keys().cloned());
-        for (group, movements) in figures {
-            rows.insert(
-                (month.label.clone(), group.clone()),
-                movements.row(&month.label, &group),
+            figures.entry((index, group_of(*key))).or_default().add(
+                *before,
+                after,
+                had.contains(key),
             );
         }
+        for (key, after) in &end {
+            if !start.contains_key(key) {
+                figures.entry((index, group_of(*key))).or_default().add(
+                    0,
+                    *after,
+                    had.contains(key),
+                );
+            }
+        }
+        had.extend(end.keys().copied());
         start = end;
     }
-    // Dense: every month for every group seen in the range.
-    let mut out = Vec::new();
-    for month in months {
-        for group in &groups {
-            out.push(
-                rows.remove(&(month.label.clone(), group.clone()))
-                    .unwrap_or_else(|| Movements::default().row(&month.label, group)),
-            );
+    seen_groups.extend(figures.keys().map(|(_, group)| *group));
+    // Dense: every month for every group seen in the range, groups in order.
+    let mut ordered: Vec<u32> = seen_groups.into_iter().collect();
+    ordered.sort_by(|a, b| book.groups[*a as usize].cmp(&book.groups[*b as usize]));
+    let mut out = Vec::with_capacity(months.len() * ordered.len());
+    for (index, month) in months.iter().enumerate() {
+        for group in &ordered {
+            let movements = figures.remove(&(index, *group)).unwrap_or_default();
+            out.push(movements.row(&month.label, &book.groups[*group as usize]));
         }
     }
     (out, gaps)

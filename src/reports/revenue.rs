@@ -1,26 +1,91 @@
 //! Revenue per period: what paid invoices brought in and what refunds took back, by currency and
-//! optionally by plan. The database sums invoices and refunds per quarter hour (every time zone's
-//! offset is a whole number of quarter hours), and those sums are put into the report's periods
-//! here, so a day, week or month in any time zone is exact without reading every invoice.
+//! optionally by plan. The database sums invoices and refunds per local day, and those sums are
+//! put into the report's periods here (days, ISO weeks and months are all whole local days). A
+//! local day is `(unix_seconds + offset) / 86400`, exact within a stretch of time where the zone's
+//! UTC offset does not change; [`offset_stretches`] cuts a range at every change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use chrono::{DateTime, NaiveDate, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::periods::Period;
 use crate::domain::{PlanId, StripePriceId};
 
-/// Seconds in the slots the database sums over.
-pub const SLOT_SECONDS: i64 = 900;
+/// A stretch `start..end` (Unix seconds) in which `tz` is `offset` seconds ahead of UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    /// First second.
+    pub start: i64,
+    /// The second after the last.
+    pub end: i64,
+    /// Local time minus UTC, in seconds.
+    pub offset: i64,
+}
+
+fn offset_at(tz: Tz, at: i64) -> i64 {
+    let instant = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
+    i64::from(
+        tz.offset_from_utc_datetime(&instant.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    )
+}
+
+/// `from..to` cut wherever `tz` changes its UTC offset. Offsets are looked at every six hours
+/// (zones change at most a few times a year) and each change is then found to the second.
+pub fn offset_stretches(tz: Tz, from: i64, to: i64) -> Vec<Stretch> {
+    const STEP: i64 = 6 * 3600;
+    let mut out = Vec::new();
+    let mut start = from;
+    let mut offset = offset_at(tz, from);
+    let mut probe = from;
+    while probe < to {
+        let next = (probe + STEP).min(to);
+        let next_offset = offset_at(tz, next.min(to - 1).max(probe));
+        if next_offset != offset {
+            // The change is in probe..=next: find its first second.
+            let (mut low, mut high) = (probe, next.min(to - 1).max(probe));
+            while low + 1 < high {
+                let middle = low + (high - low) / 2;
+                if offset_at(tz, middle) == offset {
+                    low = middle;
+                } else {
+                    high = middle;
+                }
+            }
+            out.push(Stretch {
+                start,
+                end: high,
+                offset,
+            });
+            start = high;
+            offset = next_offset;
+        }
+        probe = next;
+    }
+    out.push(Stretch {
+        start,
+        end: to,
+        offset,
+    });
+    out
+}
+
+/// The date of local day `day` (days since 1970-01-01).
+fn date_of(day: i64) -> Option<NaiveDate> {
+    DateTime::<Utc>::from_timestamp(day.checked_mul(86_400)?, 0).map(|at| at.date_naive())
+}
 
 /// The group of refunds whose invoice is unknown.
 pub const UNATTRIBUTED: &str = "unattributed";
 
-/// Paid invoices of one quarter hour, currency and price.
+/// Paid invoices of one local day, currency and price.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceSlot {
-    /// `paid_at` ÷ [`SLOT_SECONDS`].
-    pub slot: i64,
+pub struct InvoiceDay {
+    /// Local days since 1970-01-01.
+    pub day: i64,
     /// Three-letter code.
     pub currency: String,
     /// The price of the invoices' largest line.
@@ -33,11 +98,11 @@ pub struct InvoiceSlot {
     pub invoices: i64,
 }
 
-/// Refunds of one quarter hour, currency and invoice price.
+/// Refunds of one local day, currency and invoice price.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundSlot {
-    /// `created` ÷ [`SLOT_SECONDS`].
-    pub slot: i64,
+pub struct RefundDay {
+    /// Local days since 1970-01-01.
+    pub day: i64,
     /// Three-letter code.
     pub currency: String,
     /// Whether the refunds are linked to an invoice.
@@ -87,19 +152,17 @@ struct Sums {
 /// invoice are `unattributed`.
 pub fn report(
     periods: &[Period],
-    invoices: &[InvoiceSlot],
-    refunds: &[RefundSlot],
+    invoices: &[InvoiceDay],
+    refunds: &[RefundDay],
     plans: &HashMap<StripePriceId, PlanId>,
     by_plan: bool,
 ) -> Vec<RevenueRow> {
-    let starts: Vec<i64> = periods.iter().map(|p| p.starts.timestamp()).collect();
-    let end = periods.last().map_or(i64::MIN, |p| p.ends.timestamp());
-    let period_of = |slot: i64| -> Option<usize> {
-        let at = slot.checked_mul(SLOT_SECONDS)?;
-        if at >= end {
-            return None;
-        }
-        starts.partition_point(|start| *start <= at).checked_sub(1)
+    let period_of = |day: i64| -> Option<usize> {
+        let date = date_of(day)?;
+        let index = periods
+            .partition_point(|p| p.first_day <= date)
+            .checked_sub(1)?;
+        (date <= periods[index].last_day).then_some(index)
     };
     let plan_of = |price: Option<&String>| -> Option<&str> {
         price
@@ -114,7 +177,7 @@ pub fn report(
     let mut sums: BTreeMap<(usize, (String, Option<String>)), Sums> = BTreeMap::new();
     let mut groups = BTreeSet::new();
     for slot in invoices {
-        let (Some(period), Some(plan)) = (period_of(slot.slot), plan_of(slot.price_id.as_ref()))
+        let (Some(period), Some(plan)) = (period_of(slot.day), plan_of(slot.price_id.as_ref()))
         else {
             continue;
         };
@@ -126,7 +189,7 @@ pub fn report(
         sum.invoices += slot.invoices;
     }
     for slot in refunds {
-        let Some(period) = period_of(slot.slot) else {
+        let Some(period) = period_of(slot.day) else {
             continue;
         };
         let plan = if slot.linked {
@@ -182,22 +245,59 @@ mod tests {
             .collect()
     }
 
-    fn slot_at(date_time: &str) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(date_time)
+    /// The local day of `date_time` in Berlin in winter.
+    fn day_at(date_time: &str) -> i64 {
+        (chrono::DateTime::parse_from_rfc3339(date_time)
             .unwrap()
             .timestamp()
-            / SLOT_SECONDS
+            + 3600)
+            / 86_400
     }
 
-    fn invoice(at: &str, price: &str, gross: i64) -> InvoiceSlot {
-        InvoiceSlot {
-            slot: slot_at(at),
+    fn invoice(at: &str, price: &str, gross: i64) -> InvoiceDay {
+        InvoiceDay {
+            day: day_at(at),
             currency: "eur".into(),
             price_id: Some(price.into()),
             gross,
             tax: gross / 5,
             invoices: 1,
         }
+    }
+
+    #[test]
+    fn a_range_is_cut_where_the_zone_changes_its_offset_to_the_second() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+        let (from, to) = (at("2026-01-01T00:00:00Z"), at("2027-01-01T00:00:00Z"));
+        let stretches = offset_stretches(chrono_tz::Europe::Berlin, from, to);
+        assert_eq!(
+            stretches,
+            [
+                Stretch {
+                    start: from,
+                    end: at("2026-03-29T01:00:00Z"),
+                    offset: 3600
+                },
+                Stretch {
+                    start: at("2026-03-29T01:00:00Z"),
+                    end: at("2026-10-25T01:00:00Z"),
+                    offset: 7200
+                },
+                Stretch {
+                    start: at("2026-10-25T01:00:00Z"),
+                    end: to,
+                    offset: 3600
+                },
+            ]
+        );
+        assert_eq!(
+            offset_stretches(Tz::UTC, from, to),
+            [Stretch {
+                start: from,
+                end: to,
+                offset: 0
+            }]
+        );
     }
 
     #[test]
@@ -215,15 +315,15 @@ mod tests {
             invoice("2025-12-31T22:45:00Z", "price_monthly", 1_000),
         ];
         let refunds = [
-            RefundSlot {
-                slot: slot_at("2026-01-02T08:00:00Z"),
+            RefundDay {
+                day: day_at("2026-01-02T08:00:00Z"),
                 currency: "eur".into(),
                 linked: false,
                 price_id: None,
                 amount: 300,
             },
-            RefundSlot {
-                slot: slot_at("2026-01-02T08:00:00Z"),
+            RefundDay {
+                day: day_at("2026-01-02T08:00:00Z"),
                 currency: "eur".into(),
                 linked: true,
                 price_id: Some("price_foreign".into()),

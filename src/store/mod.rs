@@ -26,7 +26,7 @@ use crate::domain::{
     Subscription, Usage, WebhookEvent, Window,
 };
 use crate::reports::mrr::{History, PaidInvoice};
-use crate::reports::revenue::{InvoiceSlot, RefundSlot};
+use crate::reports::revenue::{InvoiceDay, RefundDay};
 
 /// The database engines tollgate runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,13 +362,23 @@ pub trait Store: Send + Sync + 'static {
     /// Every plan, archived or not, by id.
     async fn list_plans(&self) -> Result<Vec<Plan>, StoreError>;
 
-    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per quarter hour,
-    /// currency and main price.
-    async fn invoice_slots(&self, from: i64, to: i64) -> Result<Vec<InvoiceSlot>, StoreError>;
+    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per local day (days
+    /// since 1970-01-01 at UTC offset `offset` seconds), currency and main price.
+    async fn invoice_days(
+        &self,
+        from: i64,
+        to: i64,
+        offset: i64,
+    ) -> Result<Vec<InvoiceDay>, StoreError>;
 
-    /// Refunds created in `from..to` (Unix seconds) that did not fail, summed per quarter hour,
+    /// Refunds created in `from..to` (Unix seconds) that did not fail, summed per local day,
     /// currency and their invoice's main price.
-    async fn refund_slots(&self, from: i64, to: i64) -> Result<Vec<RefundSlot>, StoreError>;
+    async fn refund_days(
+        &self,
+        from: i64,
+        to: i64,
+        offset: i64,
+    ) -> Result<Vec<RefundDay>, StoreError>;
 
     /// Every subscription's history before `before` (Unix seconds), snapshots oldest first.
     async fn subscription_histories(&self, before: i64) -> Result<Vec<History>, StoreError>;

@@ -1,4 +1,4 @@
-//! The SQL behind finance reports: sums of paid invoices and refunds per quarter hour, and the
+//! The SQL behind finance reports: sums of paid invoices and refunds per local day, and the
 //! subscription history with the discounts paid invoices show.
 
 use std::collections::HashMap;
@@ -9,11 +9,11 @@ use super::StoreError;
 use super::sql::{Dialect, SqlStore};
 use crate::domain::{StripePriceId, SubscriptionStatus};
 use crate::reports::mrr::{History, PaidInvoice, Snapshot};
-use crate::reports::revenue::{InvoiceSlot, RefundSlot, SLOT_SECONDS};
+use crate::reports::revenue::{InvoiceDay, RefundDay};
 
 #[derive(FromRow)]
 pub(super) struct InvoiceSlotRow {
-    slot: i64,
+    day: i64,
     currency: String,
     price_id: Option<String>,
     gross: i64,
@@ -23,7 +23,7 @@ pub(super) struct InvoiceSlotRow {
 
 #[derive(FromRow)]
 pub(super) struct RefundSlotRow {
-    slot: i64,
+    day: i64,
     currency: String,
     price_id: Option<String>,
     linked: bool,
@@ -65,29 +65,30 @@ where
     for<'r> HistoryRow: FromRow<'r, DB::Row>,
     for<'r> PaidInvoiceRow: FromRow<'r, DB::Row>,
 {
-    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per quarter hour,
-    /// currency and main price.
-    pub(super) async fn invoice_slots_sql(
+    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per local day (days
+    /// since 1970-01-01 at UTC offset `offset` seconds), currency and main price.
+    pub(super) async fn invoice_days_sql(
         &self,
         from: i64,
         to: i64,
-    ) -> Result<Vec<InvoiceSlot>, StoreError> {
+        offset: i64,
+    ) -> Result<Vec<InvoiceDay>, StoreError> {
         let rows = sqlx::query_as::<DB, InvoiceSlotRow>(
-            "SELECT paid_at / $3 AS slot, currency, price_id, \
+            "SELECT (paid_at + $3) / 86400 AS day, currency, price_id, \
              CAST(SUM(amount_paid) AS BIGINT) AS gross, CAST(SUM(tax) AS BIGINT) AS tax, \
              CAST(COUNT(*) AS BIGINT) AS invoices \
-             FROM invoices WHERE paid_at >= $1 AND paid_at < $2 AND status = 'paid' \
+             FROM invoices WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 \
              GROUP BY 1, 2, 3",
         )
         .bind(from)
         .bind(to)
-        .bind(SLOT_SECONDS)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|row| InvoiceSlot {
-                slot: row.slot,
+            .map(|row| InvoiceDay {
+                day: row.day,
                 currency: row.currency,
                 price_id: row.price_id,
                 gross: row.gross,
@@ -97,15 +98,16 @@ where
             .collect())
     }
 
-    /// Refunds created in `from..to` that did not fail, summed per quarter hour, currency and
-    /// the main price of their invoice.
-    pub(super) async fn refund_slots_sql(
+    /// Refunds created in `from..to` that did not fail, summed per local day (as for
+    /// invoices), currency and the main price of their invoice.
+    pub(super) async fn refund_days_sql(
         &self,
         from: i64,
         to: i64,
-    ) -> Result<Vec<RefundSlot>, StoreError> {
+        offset: i64,
+    ) -> Result<Vec<RefundDay>, StoreError> {
         let rows = sqlx::query_as::<DB, RefundSlotRow>(
-            "SELECT r.created / $3 AS slot, r.currency, i.price_id, \
+            "SELECT (r.created + $3) / 86400 AS day, r.currency, i.price_id, \
              (r.invoice_id IS NOT NULL) AS linked, CAST(SUM(r.amount) AS BIGINT) AS amount \
              FROM refunds r LEFT JOIN invoices i ON i.id = r.invoice_id \
              WHERE r.created >= $1 AND r.created < $2 \
@@ -114,13 +116,13 @@ where
         )
         .bind(from)
         .bind(to)
-        .bind(SLOT_SECONDS)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|row| RefundSlot {
-                slot: row.slot,
+            .map(|row| RefundDay {
+                day: row.day,
                 currency: row.currency,
                 linked: row.linked,
                 price_id: row.price_id,

@@ -28,7 +28,7 @@ use crate::domain::{
     ReaderId, Role, StripePriceId, Usage, Version, WebhookEvent, Window,
 };
 use crate::reports::mrr::{History, PaidInvoice};
-use crate::reports::revenue::{InvoiceSlot, RefundSlot};
+use crate::reports::revenue::{InvoiceDay, RefundDay};
 
 /// What differs between the backends.
 pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
@@ -602,12 +602,22 @@ where
         self.fetch_plans("").await
     }
 
-    async fn invoice_slots(&self, from: i64, to: i64) -> Result<Vec<InvoiceSlot>, StoreError> {
-        self.invoice_slots_sql(from, to).await
+    async fn invoice_days(
+        &self,
+        from: i64,
+        to: i64,
+        offset: i64,
+    ) -> Result<Vec<InvoiceDay>, StoreError> {
+        self.invoice_days_sql(from, to, offset).await
     }
 
-    async fn refund_slots(&self, from: i64, to: i64) -> Result<Vec<RefundSlot>, StoreError> {
-        self.refund_slots_sql(from, to).await
+    async fn refund_days(
+        &self,
+        from: i64,
+        to: i64,
+        offset: i64,
+    ) -> Result<Vec<RefundDay>, StoreError> {
+        self.refund_days_sql(from, to, offset).await
     }
 
     async fn subscription_histories(&self, before: i64) -> Result<Vec<History>, StoreError> {
