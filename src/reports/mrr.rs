@@ -249,10 +249,14 @@ impl<'a> Inputs<'a> {
 }
 
 impl Valued<'_> {
-    /// The share of the price paid after discounts, as the latest invoice paid before
-    /// `boundary` shows it; 1 without one.
-    fn discount(&self, boundary: i64) -> Fraction {
-        let paid = self.discounts.partition_point(|p| p.paid_at < boundary);
+    /// How many of its paid invoices were paid before `boundary`.
+    fn paid_before(&self, boundary: i64) -> usize {
+        self.discounts.partition_point(|p| p.paid_at < boundary)
+    }
+
+    /// The share of the price paid after discounts, as the latest of its first `paid` paid
+    /// invoices shows it; 1 without one.
+    fn discount(&self, paid: usize) -> Fraction {
         match paid.checked_sub(1).map(|i| self.discounts[i]) {
             Some(paid) if paid.subtotal > 0 && paid.discount > 0 => Fraction::new(
                 i128::from(paid.subtotal - paid.discount.min(paid.subtotal)),
@@ -263,12 +267,16 @@ impl Valued<'_> {
     }
 }
 
+/// What a subscription was last found to be worth: for which snapshot and paid invoice, and
+/// the rounded values per group. Months in which neither changed reuse it.
+type Memo = Option<(usize, usize, Vec<(u32, i64)>)>;
+
 impl Book<'_> {
-    /// Each customer's MRR per group just before `boundary`.
-    fn customers_at(&self, boundary: i64) -> HashMap<Key, i64> {
-        let mut out: HashMap<Key, i64> = HashMap::new();
+    /// Each customer's MRR per group just before `boundary`, sorted by key, without zeros.
+    fn customers_at(&self, boundary: i64, memos: &mut [Memo]) -> Vec<(Key, i64)> {
+        let mut out: Vec<(Key, i64)> = Vec::with_capacity(self.subscriptions.len());
         let end = DateTime::<Utc>::from_timestamp(boundary, 0).unwrap_or_default();
-        for subscription in &self.subscriptions {
+        for (subscription, memo) in self.subscriptions.iter().zip(memos.iter_mut()) {
             let Some((index, past_due_since)) = subscription.history.state_index_before(boundary)
             else {
                 continue;
@@ -284,16 +292,38 @@ impl Book<'_> {
             if !paying {
                 continue;
             }
-            let discount = subscription.discount(boundary);
-            for (group, value) in &priced.values {
-                let value = (*value * discount).round_half_even();
-                if value != 0 {
-                    *out.entry(key(subscription.customer, *group)).or_insert(0) += value;
-                }
+            let paid = subscription.paid_before(boundary);
+            let fresh = memo
+                .as_ref()
+                .is_some_and(|(i, p, _)| *i == index && *p == paid);
+            if !fresh {
+                let discount = subscription.discount(paid);
+                let values = priced
+                    .values
+                    .iter()
+                    .map(|(group, value)| (*group, (*value * discount).round_half_even()))
+                    .collect();
+                *memo = Some((index, paid, values));
+            }
+            if let Some((_, _, values)) = memo {
+                out.extend(
+                    values
+                        .iter()
+                        .map(|(group, value)| (key(subscription.customer, *group), *value)),
+                );
             }
         }
-        out.retain(|_, v| *v != 0);
-        out
+        out.sort_unstable_by_key(|(key, _)| *key);
+        // One entry per key: a customer's subscriptions in one group add up.
+        let mut merged: Vec<(Key, i64)> = Vec::with_capacity(out.len());
+        for (key, value) in out {
+            match merged.last_mut() {
+                Some((last, sum)) if *last == key => *sum += value,
+                _ => merged.push((key, value)),
+            }
+        }
+        merged.retain(|(_, value)| *value != 0);
+        merged
     }
 }
 
@@ -309,6 +339,7 @@ pub fn report(
     let Some(first) = months.first() else {
         return (Vec::new(), gaps);
     };
+    let mut memos: Vec<Memo> = vec![None; book.subscriptions.len()];
     // Whether a customer had MRR at an earlier month's end needs every month's end since the
     // oldest snapshot, not only those in the range.
     let earliest = inputs
@@ -321,38 +352,52 @@ pub fn report(
         let from = earliest.with_timezone(&tz).date_naive();
         if let Some(to) = first.first_day.pred_opt().filter(|to| from <= *to) {
             for earlier in periods(DateRange { from, to }, Interval::Month, tz) {
-                had.extend(book.customers_at(earlier.ends.timestamp()).into_keys());
+                let values = book.customers_at(earlier.ends.timestamp(), &mut memos);
+                had.extend(values.into_iter().map(|(key, _)| key));
             }
         }
     }
 
-    let mut start = book.customers_at(first.starts.timestamp());
-    had.extend(start.keys().copied());
+    let mut start = book.customers_at(first.starts.timestamp(), &mut memos);
+    had.extend(start.iter().map(|(key, _)| *key));
     let mut figures: BTreeMap<(usize, u32), Movements> = BTreeMap::new();
-    let mut seen_groups: BTreeSet<u32> = BTreeSet::new();
     for (index, month) in months.iter().enumerate() {
-        let end = book.customers_at(month.ends.timestamp());
-        for (key, before) in &start {
-            let after = end.get(key).copied().unwrap_or(0);
-            figures.entry((index, group_of(*key))).or_default().add(
-                *before,
-                after,
-                had.contains(key),
-            );
-        }
-        for (key, after) in &end {
-            if !start.contains_key(key) {
-                figures.entry((index, group_of(*key))).or_default().add(
-                    0,
-                    *after,
-                    had.contains(key),
-                );
+        let end = book.customers_at(month.ends.timestamp(), &mut memos);
+        // Both lists are sorted by key: walk them together.
+        let (mut i, mut j) = (0, 0);
+        while i < start.len() || j < end.len() {
+            let (key, before, after) = match (start.get(i), end.get(j)) {
+                (Some(&(a, before)), Some(&(b, after))) if a == b => {
+                    i += 1;
+                    j += 1;
+                    (a, before, after)
+                }
+                (Some(&(a, before)), Some(&(b, _))) if a < b => {
+                    i += 1;
+                    (a, before, 0)
+                }
+                (Some(&(a, before)), None) => {
+                    i += 1;
+                    (a, before, 0)
+                }
+                (_, Some(&(b, after))) => {
+                    j += 1;
+                    (b, 0, after)
+                }
+                (None, None) => break,
+            };
+            let returning = before > 0 || had.contains(&key);
+            figures
+                .entry((index, group_of(key)))
+                .or_default()
+                .add(before, after, returning);
+            if before == 0 {
+                had.insert(key);
             }
         }
-        had.extend(end.keys().copied());
         start = end;
     }
-    seen_groups.extend(figures.keys().map(|(_, group)| *group));
+    let seen_groups: BTreeSet<u32> = figures.keys().map(|(_, group)| *group).collect();
     // Dense: every month for every group seen in the range, groups in order.
     let mut ordered: Vec<u32> = seen_groups.into_iter().collect();
     ordered.sort_by(|a, b| book.groups[*a as usize].cmp(&book.groups[*b as usize]));
