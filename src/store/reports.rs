@@ -181,10 +181,11 @@ where
         before: i64,
     ) -> Result<HashMap<String, Vec<PaidInvoice>>, StoreError> {
         let rows = sqlx::query_as::<DB, PaidInvoiceRow>(
-            "SELECT subscription_id, paid_at, subtotal, discount FROM invoices \
-             WHERE status = 'paid' AND paid_at < $1 AND subscription_id IN \
-             (SELECT subscription_id FROM invoices WHERE discount > 0) \
-             ORDER BY subscription_id, paid_at",
+            "SELECT i.subscription_id, i.paid_at, i.subtotal, i.discount \
+             FROM (SELECT DISTINCT subscription_id FROM invoices WHERE discount > 0) d \
+             JOIN invoices i ON i.subscription_id = d.subscription_id \
+             WHERE i.status = 'paid' AND i.paid_at < $1 \
+             ORDER BY i.subscription_id, i.paid_at",
         )
         .bind(before)
         .fetch_all(&self.pool)
