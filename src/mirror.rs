@@ -19,6 +19,9 @@ use crate::stripe::objects;
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Most due events one round of the retry task takes on.
 const RETRY_BATCH: u32 = 100;
+/// How long a round's claim on its events holds. A round takes well under a second; if the
+/// instance dies during one, other instances try its events once the claim has lapsed.
+const RETRY_LEASE: TimeDelta = TimeDelta::minutes(5);
 
 /// When and how failed events are tried again.
 #[derive(Debug, Clone, Copy)]
@@ -257,10 +260,16 @@ impl Mirror {
             .inc();
     }
 
-    /// Applies every event whose next attempt is due; how many were applied.
+    /// Applies every event whose next attempt is due; how many were applied. Each due event is
+    /// claimed first, so with several instances one of them tries it.
     pub async fn retry_due(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
         let mut applied = 0;
-        for id in self.store.due_events(self.clock.now(), RETRY_BATCH).await? {
+        for id in self
+            .store
+            .claim_due_events(now, now + RETRY_LEASE, RETRY_BATCH)
+            .await?
+        {
             if self.apply(&id).await? == Applied::Applied {
                 applied += 1;
             }
@@ -269,7 +278,8 @@ impl Mirror {
     }
 
     /// Starts the task that retries due events every `interval`, for as long as the process
-    /// runs. Several instances may run it against one database: applying is exactly-once.
+    /// runs. Several instances may run it against one database: each round claims its events,
+    /// and applying is exactly-once in any case.
     pub fn spawn_retry_task(self) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(self.retry.interval);

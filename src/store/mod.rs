@@ -432,8 +432,16 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Ids of pending or failed events whose next attempt is due at `now`, oldest due first.
-    async fn due_events(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<String>, StoreError>;
+    /// Claims up to `limit` pending or failed events whose next attempt is due at `now`: their
+    /// next attempt moves to `lease_until`, so another instance's retry task passes them by
+    /// while this one tries them (and comes back to them after the lease if this one dies).
+    /// Their ids, in the order they were received.
+    async fn claim_due_events(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Ids of failed events that wait for this customer's link to a reader, oldest first.
     async fn events_waiting_for(&self, customer_id: &str) -> Result<Vec<String>, StoreError>;

@@ -20,6 +20,8 @@ const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
     const LOCK_SUBJECT: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
+    // Two int4 keys, a key space apart from the meter subjects' single bigint keys: 'tg' and 1.
+    const LOCK_MIRROR: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(29799, 1)");
     const BEGIN_WRITE: &'static str = "BEGIN";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {

@@ -40,6 +40,12 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// Takes a transaction-scoped lock on a meter subject's key (`$1`, a BIGINT), or `None`
     /// where the write transaction already excludes every other writer.
     const LOCK_SUBJECT: Option<&'static str>;
+    /// Takes the transaction-scoped lock that mirror writes share, or `None` where the write
+    /// transaction already excludes every other writer. Applying a change reads what is stored
+    /// to decide what to write (the newest snapshot wins, a terminal state stays terminal, a
+    /// refund finds its invoice through a payment), so two changes applied side by side under
+    /// PostgreSQL's READ COMMITTED could each decide on a state the other is replacing.
+    const LOCK_MIRROR: Option<&'static str>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -221,6 +227,16 @@ where
     for<'r> PlanRow: FromRow<'r, DB::Row>,
     for<'r> PlanValueRow: FromRow<'r, DB::Row>,
 {
+    /// Begins a transaction that writes to the mirror, holding the mirror's lock
+    /// ([`Dialect::LOCK_MIRROR`]) until it ends.
+    async fn begin_mirror_write(&self) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        if let Some(sql) = DB::LOCK_MIRROR {
+            sqlx::query::<DB>(sql).execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
     /// Every plan, or only the one `only` names (an empty string means every plan).
     async fn fetch_plans(&self, only: &str) -> Result<Vec<Plan>, StoreError> {
         let plans = sqlx::query_as::<DB, PlanRow>(
@@ -735,7 +751,7 @@ where
         changes: &[Change],
         at: DateTime<Utc>,
     ) -> Result<ApplyOutcome, StoreError> {
-        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let mut tx = self.begin_mirror_write().await?;
         // Claiming the event first makes concurrent attempts queue on its row (or on SQLite's
         // write lock); whoever comes second finds it applied and changes nothing.
         let claimed = sqlx::query(
@@ -811,19 +827,30 @@ where
         Ok(())
     }
 
-    async fn due_events(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_as::<DB, (String,)>(
-            "SELECT id FROM webhook_events WHERE next_attempt_at IS NOT NULL \
-             AND next_attempt_at <= $1 AND status IN ('pending', 'failed') \
-             ORDER BY next_attempt_at, seq LIMIT $2",
+    async fn claim_due_events(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        // The outer conditions are checked again on each row as it is updated: when two
+        // instances pick the same rows, PostgreSQL makes the second wait for the first and then
+        // finds the rows no longer due; SQLite runs one writer at a time.
+        let mut claimed = sqlx::query_as::<DB, (String, i64)>(
+            "UPDATE webhook_events SET next_attempt_at = $1 \
+             WHERE id IN (SELECT id FROM webhook_events WHERE next_attempt_at IS NOT NULL \
+             AND next_attempt_at <= $2 AND status IN ('pending', 'failed') \
+             ORDER BY next_attempt_at, seq LIMIT $3) \
+             AND next_attempt_at <= $2 AND status IN ('pending', 'failed') \
+             RETURNING id, seq",
         )
+        .bind(lease_until.timestamp_millis())
         .bind(now.timestamp_millis())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(id,)| id)
-        .collect())
+        .await?;
+        claimed.sort_unstable_by_key(|(_, seq)| *seq);
+        Ok(claimed.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn events_waiting_for(&self, customer_id: &str) -> Result<Vec<String>, StoreError> {
@@ -847,7 +874,7 @@ where
         let version = Version::sync(at);
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in changes {
-            let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+            let mut tx = self.begin_mirror_write().await?;
             let mut report = ApplyReport::default();
             let outcome =
                 match Self::apply_change(&mut tx, change, &version, at, &mut report).await? {
