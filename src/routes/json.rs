@@ -54,6 +54,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 })?;
             let value: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::MalformedJson(format!("the body is not valid JSON: {e}")))?;
+            // serde reads a struct from an array of its fields in order too; the contract says
+            // every body is an object.
+            if !value.is_object() {
+                return Err(ApiError::invalid(
+                    "invalid_body",
+                    "the body must be a JSON object",
+                ));
+            }
             T::deserialize(value)
                 .map(ApiJson)
                 .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))

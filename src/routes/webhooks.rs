@@ -151,11 +151,11 @@ pub async fn list(
     if query
         .kind
         .as_ref()
-        .is_some_and(|k| k.is_empty() || k.chars().count() > 255)
+        .is_some_and(|k| k.is_empty() || k.chars().count() > 255 || k.chars().any(char::is_control))
     {
         return Err(ApiError::invalid(
             "invalid_type",
-            "type must have 1 to 255 characters",
+            "type must have 1 to 255 characters, none of them a control character",
         ));
     }
     if query.before.is_some_and(|b| b < 1) {
@@ -202,6 +202,11 @@ pub async fn retry(
     event_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound(format!("no Stripe event `{event_id}` is stored"));
+    // Stored ids passed the envelope's rules; one that breaks them names no stored event (and
+    // PostgreSQL refuses some of them, a NUL say, as text at all).
+    if event_id.is_empty() || event_id.len() > 255 || event_id.chars().any(char::is_control) {
+        return Err(not_found());
+    }
     let event = state
         .store
         .stored_event(&event_id)

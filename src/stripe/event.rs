@@ -30,7 +30,7 @@ pub enum EnvelopeError {
     NotJson,
     /// The body is JSON but not an object with a string `id` and `type`.
     #[error(
-        "the body is not a Stripe event: it needs a string `id` and `type` of 1 to {MAX_LEN} characters"
+        "the body is not a Stripe event: it needs a string `id` and `type` of 1 to {MAX_LEN} characters, none of them a control character"
     )]
     NotAnEvent,
 }
@@ -43,7 +43,7 @@ impl Envelope {
             value
                 .get(key)
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty() && s.len() <= MAX_LEN)
+                .filter(|s| !s.is_empty() && s.len() <= MAX_LEN && !s.chars().any(char::is_control))
                 .map(str::to_owned)
         };
         let id = text("id").ok_or(EnvelopeError::NotAnEvent)?;

@@ -38,6 +38,8 @@ async fn well_formed_json_that_breaks_a_rule_is_a_422_problem_and_creates_nothin
         serde_json::json!({ "role": "service", "name": "x".repeat(101) }),
         serde_json::json!({ "role": "service", "name": null }),
         serde_json::json!({ "role": "service", "name": "x", "admin": true }),
+        // The fields in order, which serde alone would read as the struct.
+        serde_json::json!(["service", "x"]),
     ] {
         let response = app.create_key(&app.admin_key, body.clone()).await;
         assert_eq!(response.status(), 422, "{body}");
@@ -96,6 +98,29 @@ async fn a_body_that_is_not_declared_json_is_a_415_problem() {
         )
         .await;
     problem(response, 415, "unsupported_media_type").await;
+}
+
+#[tokio::test]
+async fn control_characters_in_an_event_id_or_type_filter_are_problems_on_every_backend() {
+    let app = spawn_app().await;
+    let retry = app
+        .client
+        .post(app.url("/v1/admin/webhook-events/evt_1%00x/retry"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .unwrap();
+    problem(retry, 404, "not_found").await;
+    problem(
+        app.get(
+            "/v1/admin/webhook-events?type=invoice.paid%00",
+            Some(&app.admin_key),
+        )
+        .await,
+        422,
+        "invalid_type",
+    )
+    .await;
 }
 
 #[tokio::test]
