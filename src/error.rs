@@ -258,6 +258,14 @@ impl ResponseError for ApiError {
             detail: self.to_string(),
             code: self.code(),
         };
+        // Every problem body is written here, so this one line lets an operator (and the test
+        // suite's secret check) see what each error answer said.
+        tracing::debug!(
+            status = problem.status,
+            code = problem.code,
+            detail = %problem.detail,
+            "answered with a problem"
+        );
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match self {

@@ -99,6 +99,7 @@ pub struct Application {
     shutdown_timeout: Duration,
     mirror: Mirror,
     tokens: Tokens,
+    metrics: prometheus::Registry,
 }
 
 impl Application {
@@ -156,7 +157,7 @@ impl Application {
             store: Arc::clone(&store),
             clock,
             settings: Arc::clone(&settings),
-            metrics: registry,
+            metrics: registry.clone(),
             in_flight: in_flight.clone(),
             mirror: mirror.clone(),
             stripe,
@@ -181,6 +182,7 @@ impl Application {
             shutdown_timeout: settings.shutdown_timeout,
             mirror,
             tokens,
+            metrics: registry,
         })
     }
 
@@ -192,6 +194,11 @@ impl Application {
     /// The store the server uses.
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
+    }
+
+    /// The registry of every metric the server exports at `/metrics`.
+    pub fn metrics(&self) -> prometheus::Registry {
+        self.metrics.clone()
     }
 
     /// Serves (and retries failed Stripe events) until SIGTERM or SIGINT, then lets in-flight

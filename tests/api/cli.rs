@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::TestDatabase;
+use crate::log_capture;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
 
@@ -72,7 +73,8 @@ impl Served {
         self.terminate_after_signal().await
     }
 
-    /// Waits for a clean exit after a signal was sent, and returns the whole log.
+    /// Waits for a clean exit after a signal was sent, and returns the whole log, which must
+    /// show no secret.
     async fn terminate_after_signal(mut self) -> String {
         let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
@@ -80,7 +82,14 @@ impl Served {
             .unwrap();
         assert!(exit.success(), "tollgate exited with {exit}");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        self.log.lock().unwrap().clone()
+        let log = self.log.lock().unwrap().clone();
+        let leaks = log_capture::leaks_in(&log);
+        assert!(
+            leaks.is_empty(),
+            "secrets in the log:\n{}",
+            leaks.join("\n")
+        );
+        log
     }
 }
 

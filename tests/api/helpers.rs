@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::{Client, Response};
+use secrecy::ExposeSecret;
 use sqlx::{Connection, Executor};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -15,6 +16,8 @@ use tollgate::config::Settings;
 use tollgate::domain::{KeyName, Role};
 use tollgate::startup::Application;
 use tollgate::store::Store;
+
+use crate::log_capture::{self, Window};
 
 /// The instant every test app starts at.
 pub fn test_epoch() -> DateTime<Utc> {
@@ -92,6 +95,34 @@ impl TestDatabase {
             }
         }
     }
+
+    /// The private signing keys (PEM) stored in the database, read on a thread of its own: for
+    /// a `Drop`, which runs inside the test's runtime and cannot block on it.
+    pub fn private_signing_keys(&self) -> anyhow::Result<Vec<String>> {
+        const SQL: &str = "SELECT private_key_pem FROM signing_keys";
+        let (url, postgres) = (self.url().to_owned(), self.is_postgres());
+        let read = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let rows: Vec<(String,)> = if postgres {
+                    let mut conn = sqlx::PgConnection::connect(&url).await?;
+                    let rows = sqlx::query_as(SQL).fetch_all(&mut conn).await?;
+                    conn.close().await?;
+                    rows
+                } else {
+                    let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+                    let rows = sqlx::query_as(SQL).fetch_all(&mut conn).await?;
+                    conn.close().await?;
+                    rows
+                };
+                anyhow::Ok(rows.into_iter().map(|(pem,)| pem).collect())
+            })
+        });
+        read.join()
+            .map_err(|_| anyhow::anyhow!("the thread reading the signing keys panicked"))?
+    }
 }
 
 impl Drop for TestDatabase {
@@ -133,6 +164,10 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     configure: Option<fn(&mut Settings)>,
     proxy: Option<Proxy>,
+    /// The log lines written while the app ran, checked for secrets when it is dropped.
+    logs: Window,
+    /// The metrics of every instance, checked for secrets when the app is dropped.
+    metrics: Mutex<Vec<prometheus::Registry>>,
     // Dropped last, after the server that uses it.
     pub db: TestDatabase,
 }
@@ -188,12 +223,14 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     if let Some(configure) = options.configure {
         configure(&mut settings);
     }
+    let logs = log_capture::open_window(configured_secrets(&settings));
     let clock = ManualClock::new(test_epoch());
     let app = Application::build(settings, Arc::new(clock.clone()))
         .await
         .unwrap();
     let address = format!("http://{}", app.address());
     let store = app.store();
+    let metrics = Mutex::new(vec![app.metrics()]);
     tokio::spawn(app.run_until_stopped());
     let admin = issue_key(
         store.as_ref(),
@@ -215,7 +252,51 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         store,
         configure: options.configure,
         proxy,
+        logs,
+        metrics,
         db,
+    }
+}
+
+/// The secrets in `settings`, which no log line, error body or metric may show.
+fn configured_secrets(settings: &Settings) -> Vec<String> {
+    settings
+        .stripe_webhook_secrets
+        .iter()
+        .chain(&settings.stripe_secret_key)
+        .map(|secret| secret.expose_secret().to_owned())
+        .collect()
+}
+
+impl Drop for TestApp {
+    /// Fails the test if a secret reached a log line (which includes every error body), or a
+    /// metric, while the app ran. A test that failed already is not checked.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.logs.close();
+            return;
+        }
+        let private_keys = self.db.private_signing_keys().unwrap_or_else(|err| {
+            eprintln!("secret check: could not read the signing keys, looking for their shape only: {err:#}");
+            Vec::new()
+        });
+        let metrics: Vec<String> = self
+            .metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|registry| {
+                prometheus::TextEncoder::new()
+                    .encode_to_string(&registry.gather())
+                    .unwrap()
+            })
+            .collect();
+        if let Err(leaks) = self.logs.check(&private_keys, &metrics) {
+            panic!(
+                "secrets leaked while this test ran (the lines may come from a test that ran \
+                 at the same time: the spans name the route and the host):\n{leaks}"
+            );
+        }
     }
 }
 
@@ -247,8 +328,14 @@ impl TestApp {
             .await
             .unwrap();
         let address = format!("http://{}", app.address());
+        self.metrics.lock().unwrap().push(app.metrics());
         tokio::spawn(app.run_until_stopped());
         address
+    }
+
+    /// Every log line written since the app started, by any app of this process.
+    pub fn captured_logs(&self) -> String {
+        self.logs.text()
     }
 
     /// `POST /v1/access` with the admin key; the decision.
@@ -428,14 +515,14 @@ impl Outage<'_> {
 
 /// A TCP proxy in front of PostgreSQL that a test can cut and restore.
 pub struct Proxy {
-    url: String,
+    pub url: String,
     listen: std::net::SocketAddr,
     upstream: String,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Proxy {
-    async fn start(database_url: &str) -> Self {
+    pub async fn start(database_url: &str) -> Self {
         let parsed = url::Url::parse(database_url).unwrap();
         let upstream = format!(
             "{}:{}",
@@ -475,14 +562,14 @@ impl Proxy {
     }
 
     /// Closes the listening socket and every open connection.
-    fn cut(&self) {
+    pub fn cut(&self) {
         for task in self.tasks.lock().unwrap().drain(..) {
             task.abort();
         }
     }
 
     /// Listens again on the same port.
-    async fn restore(&self) {
+    pub async fn restore(&self) {
         let listener = TcpListener::bind(self.listen).await.unwrap();
         self.serve(listener);
     }

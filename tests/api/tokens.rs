@@ -1,14 +1,17 @@
 //! Tokens and the JWKS: what `POST /v1/tokens` signs, that tokens verify against the published
-//! keys before and after a rotation, and that retired keys leave the JWKS once their tokens
-//! have expired. (CI also verifies them with PyJWT: tests/interop.)
+//! keys before and after a rotation and only within their lifetime, that forgeries do not, and
+//! that retired keys leave the JWKS once their tokens have expired. Tollgate only signs; these
+//! tests verify the way a site does, with jsonwebtoken and the JWKS. (CI also verifies them with
+//! PyJWT: tests/interop.)
 
-use chrono::Duration;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
 use tollgate::clock::Clock;
 
-use crate::helpers::{Options, TestApp, problem, spawn_app, spawn_app_with};
+use crate::helpers::{Options, TestApp, problem, spawn_app, spawn_app_with, test_epoch};
 
 async fn jwks(app: &TestApp) -> JwkSet {
     let response = app.get("/.well-known/jwks.json", None).await;
@@ -37,6 +40,51 @@ fn verify(token: &str, keys: &JwkSet) -> Result<Value, jsonwebtoken::errors::Err
     validation.validate_nbf = false;
     let data = jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk)?, &validation)?;
     Ok(data.claims)
+}
+
+/// [`verify`], then `exp` and `nbf` judged at `now` exactly as jsonwebtoken judges them at the
+/// system clock (its default leeway, its comparisons). jsonwebtoken takes no explicit time, and
+/// the system clock has nothing to do with the app's test clock.
+fn verify_at(
+    token: &str,
+    keys: &JwkSet,
+    now: DateTime<Utc>,
+) -> Result<Value, jsonwebtoken::errors::Error> {
+    let claims = verify(token, keys)?;
+    let leeway = i64::try_from(Validation::default().leeway).unwrap();
+    let now = now.timestamp();
+    let seconds = |name: &str| {
+        claims[name]
+            .as_i64()
+            .ok_or_else(|| ErrorKind::InvalidClaimFormat(name.to_owned()))
+    };
+    if seconds("exp")? < now - leeway {
+        return Err(ErrorKind::ExpiredSignature.into());
+    }
+    if seconds("nbf")? > now + leeway {
+        return Err(ErrorKind::ImmatureSignature.into());
+    }
+    Ok(claims)
+}
+
+/// A fresh Ed25519 key that tollgate has never seen: its private half for signing, and its
+/// public JWK published under `kid`. PKCS#8 v1, as tollgate makes them: jsonwebtoken cannot
+/// derive the public JWK of a v2 document.
+fn foreign_key(kid: &str) -> (EncodingKey, Jwk) {
+    let der = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let encoding = EncodingKey::from_ed_der(der.as_ref());
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    (encoding, jwk)
+}
+
+/// A token's header and claims, read without checking anything.
+fn unverified(token: &str) -> (Header, Value) {
+    let data = jsonwebtoken::dangerous::insecure_decode::<Value>(token).unwrap();
+    (data.header, data.claims)
 }
 
 async fn token(app: &TestApp, reader: &str) -> Value {
@@ -268,4 +316,145 @@ async fn a_token_request_for_a_malformed_reader_is_refused() {
             .unwrap();
         problem(response, 422, "invalid_body").await;
     }
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_foreign_key_under_tollgates_kid_does_not_verify() {
+    let app = spawn_app().await;
+    let issued = token(&app, "r-1").await;
+    let real = issued["token"].as_str().unwrap();
+    let keys = jwks(&app).await;
+    let (header, claims) = unverified(real);
+    let kid = header.kid.clone().unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert!(verify(real, &keys).is_ok(), "the real token");
+
+    let (foreign, foreign_jwk) = foreign_key(&kid);
+    let forged = jsonwebtoken::encode(&header, &claims, &foreign).unwrap();
+    let (forged_header, forged_claims) = unverified(&forged);
+    assert_eq!(forged_header, header, "the same alg, typ and kid");
+    assert_eq!(forged_claims, claims, "the same claims");
+
+    let refused = verify(&forged, &keys).unwrap_err();
+    assert_eq!(refused.kind(), &ErrorKind::InvalidSignature);
+    // The forgery is a well-formed token: the foreign key's own JWKS accepts it, so only the key
+    // tollgate publishes tells it apart.
+    let foreign_keys = JwkSet {
+        keys: vec![foreign_jwk],
+    };
+    assert_eq!(verify(&forged, &foreign_keys).unwrap(), claims);
+}
+
+#[tokio::test]
+async fn a_kid_that_names_no_published_key_finds_no_key_and_changes_nothing() {
+    let app = spawn_app().await;
+    let real = token(&app, "r-1").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jwks_before = app
+        .get("/.well-known/jwks.json", None)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let keys = jwks(&app).await;
+    let (header, claims) = unverified(&real);
+    let long = "k".repeat(4096);
+    let huge = "../".repeat(64 * 1024);
+    let forged_kids: [Option<&str>; 9] = [
+        Some("../../../../etc/passwd"),
+        Some("..%2f..%2fkeys"),
+        Some("' OR '1'='1"),
+        Some("1; DROP TABLE signing_keys; --"),
+        Some(""),
+        Some(&long),
+        Some(&huge),
+        Some("\u{0}"),
+        None,
+    ];
+    for kid in forged_kids {
+        let what = kid.map(|k| k.chars().take(40).collect::<String>());
+        // A kid left out is looked up as the empty one.
+        let (foreign, foreign_jwk) = foreign_key(kid.unwrap_or_default());
+        let mut forged_header = header.clone();
+        forged_header.kid = kid.map(str::to_owned);
+        let forged = jsonwebtoken::encode(&forged_header, &claims, &foreign).unwrap();
+        assert!(
+            keys.find(kid.unwrap_or_default()).is_none(),
+            "{what:?} names a key"
+        );
+        assert!(verify(&forged, &keys).is_err(), "{what:?} verified");
+        // The forgery fails only for want of a key: under its kid, its own key verifies it.
+        let foreign_keys = JwkSet {
+            keys: vec![foreign_jwk],
+        };
+        assert_eq!(verify(&forged, &foreign_keys).unwrap(), claims, "{what:?}");
+        // A site may mistake a token for an API key; tollgate refuses it as one. (The longest
+        // would not fit in a request head.)
+        if forged.len() < 16 * 1024 {
+            let response = app
+                .client
+                .get(app.url("/v1/plans"))
+                .bearer_auth(&forged)
+                .send()
+                .await
+                .unwrap();
+            problem(response, 401, "invalid_api_key").await;
+        }
+    }
+
+    // Tollgate never sees a kid that a site looks up, and the forgeries changed nothing.
+    let jwks_after = app
+        .get("/.well-known/jwks.json", None)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(jwks_after, jwks_before);
+    assert!(verify(&real, &keys).is_ok());
+    let fresh = token(&app, "r-1").await;
+    let fresh = fresh["token"].as_str().unwrap();
+    assert_eq!(unverified(fresh).0.kid, header.kid);
+    assert!(verify(fresh, &jwks(&app).await).is_ok());
+}
+
+#[tokio::test]
+async fn a_token_verifies_only_between_its_nbf_and_exp_give_or_take_the_leeway() {
+    let app = spawn_app().await;
+    let real = token(&app, "r-1").await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keys = jwks(&app).await;
+    let issued_at = test_epoch();
+    let (_, claims) = unverified(&real);
+    assert_eq!(claims["nbf"], issued_at.timestamp());
+    let expires_at = issued_at + Duration::minutes(15);
+    assert_eq!(claims["exp"], expires_at.timestamp());
+    let leeway = Duration::seconds(60);
+    assert!(verify_at(&real, &keys, app.clock.now()).is_ok(), "at issue");
+
+    // After its exp, once the leeway is spent, it is expired.
+    app.clock.set(expires_at + leeway);
+    assert!(
+        verify_at(&real, &keys, app.clock.now()).is_ok(),
+        "at exp plus the leeway"
+    );
+    app.clock.advance(Duration::seconds(1));
+    let late = verify_at(&real, &keys, app.clock.now()).unwrap_err();
+    assert_eq!(late.kind(), &ErrorKind::ExpiredSignature);
+    // The clock did not break verification: a token issued now verifies now.
+    let fresh = token(&app, "r-1").await;
+    assert!(verify_at(fresh["token"].as_str().unwrap(), &keys, app.clock.now()).is_ok());
+
+    // Before its nbf, beyond the leeway, it is not yet valid.
+    app.clock.set(issued_at - leeway);
+    assert!(
+        verify_at(&real, &keys, app.clock.now()).is_ok(),
+        "at nbf less the leeway"
+    );
+    app.clock.advance(Duration::seconds(-1));
+    let early = verify_at(&real, &keys, app.clock.now()).unwrap_err();
+    assert_eq!(early.kind(), &ErrorKind::ImmatureSignature);
 }

@@ -10,8 +10,9 @@ configured the way a site should configure one rejects the usual forgeries:
   3. after a signing-key rotation the JWKS publishes the new and the old key, a token signed
      before the rotation still verifies, and new tokens carry the new kid;
   4. forgeries are rejected with a PyJWT error: alg "none", HS256 keyed with the public key,
-     a kid that names no key, a foreign key behind tollgate's kid, a wrong audience and a
-     tampered signature;
+     kids that name no key (path traversal, SQL, empty, very long, none at all), a foreign key
+     behind tollgate's kid, a wrong audience and a tampered signature; the JWKS is the same
+     afterwards and the genuine token still verifies;
   5. an article token stops verifying once past its exp.
 
 Check 5 waits for a token to expire, so the server must run with a short article token
@@ -275,6 +276,10 @@ def check_forgeries(api, state):
     def foreign(header_kid):
         return jwt.encode(claims, foreign_key, algorithm=alg, headers={"kid": header_kid})
 
+    def foreign_without_kid():
+        # PyJWT's encode sets no kid unless asked; the header carries alg and typ only.
+        return jwt.encode(claims, foreign_key, algorithm=alg)
+
     flipped = bytes(b ^ 0xFF for b in base64url_decode(signature))
     forgeries = [
         ('alg "none"', assemble({"alg": "none", "kid": kid}, claims, lambda _: b""), AUDIENCE),
@@ -289,7 +294,14 @@ def check_forgeries(api, state):
             AUDIENCE,
         ),
         ("kid '../../etc/passwd'", foreign("../../etc/passwd"), AUDIENCE),
+        ("kid '../../../../etc/passwd'", foreign("../../../../etc/passwd"), AUDIENCE),
+        ("kid '..%2f..%2fkeys'", foreign("..%2f..%2fkeys"), AUDIENCE),
         ('kid "\' OR 1=1 --"', foreign("' OR 1=1 --"), AUDIENCE),
+        ('kid "\' OR \'1\'=\'1"', foreign("' OR '1'='1"), AUDIENCE),
+        ("kid '1; DROP TABLE signing_keys; --'", foreign("1; DROP TABLE signing_keys; --"), AUDIENCE),
+        ("an empty kid", foreign(""), AUDIENCE),
+        ("a kid of 4096 characters", foreign("k" * 4096), AUDIENCE),
+        ("no kid at all", foreign_without_kid(), AUDIENCE),
         ("a foreign key behind tollgate's kid", foreign(kid), AUDIENCE),
         ("a real token for another audience", token, "another-site"),
         (
@@ -300,8 +312,14 @@ def check_forgeries(api, state):
     ]
     # The untampered token must pass, or the rejections below would prove nothing.
     verify(verifier, token)
+    jwks_before = api.jwks()
     for what, forged, audience in forgeries:
         ok(f"rejected {what} ({expect_rejected(verifier, forged, what, audience)})")
+    # A verifier looks kids up in its copy of the JWKS (refetching it on a miss); none of them
+    # reaches tollgate as anything but a JWKS fetch, and nothing changed.
+    expect(api.jwks() == jwks_before, "the JWKS changed while forgeries were verified")
+    verify(new_verifier(api), token)
+    ok("after the forgeries the JWKS is unchanged and the genuine token verifies")
 
 
 def check_expiry(api, state):
