@@ -7,6 +7,7 @@ mod access_matrix;
 mod checkout;
 mod cli;
 mod fake_stripe;
+mod faults;
 mod health;
 mod helpers;
 mod hostile;
