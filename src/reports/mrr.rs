@@ -275,7 +275,6 @@ impl Book<'_> {
     /// Each customer's MRR per group just before `boundary`, sorted by key, without zeros.
     fn customers_at(&self, boundary: i64, memos: &mut [Memo]) -> Vec<(Key, i64)> {
         let mut out: Vec<(Key, i64)> = Vec::with_capacity(self.subscriptions.len());
-        let end = DateTime::<Utc>::from_timestamp(boundary, 0).unwrap_or_default();
         for (subscription, memo) in self.subscriptions.iter().zip(memos.iter_mut()) {
             let Some((index, past_due_since)) = subscription.history.state_index_before(boundary)
             else {
@@ -284,9 +283,7 @@ impl Book<'_> {
             let priced = &subscription.snapshots[index];
             let paying = match priced.status {
                 SubscriptionStatus::Active => true,
-                SubscriptionStatus::PastDue => past_due_since.is_some_and(|since| {
-                    DateTime::<Utc>::from_timestamp(since, 0).unwrap_or_default() + self.grace > end
-                }),
+                SubscriptionStatus::PastDue => within_grace(past_due_since, boundary, self.grace),
                 _ => false,
             };
             if !paying {
@@ -472,6 +469,15 @@ impl Movements {
     }
 }
 
+/// Whether a subscription past due since `since` (Unix seconds) is still within its grace
+/// period just before `boundary`.
+fn within_grace(since: Option<i64>, boundary: i64, grace: TimeDelta) -> bool {
+    since.is_some_and(|since| {
+        DateTime::<Utc>::from_timestamp(since, 0).unwrap_or_default() + grace
+            > DateTime::<Utc>::from_timestamp(boundary, 0).unwrap_or_default()
+    })
+}
+
 /// Subscriptions in good standing just before `boundary`, by plan and status.
 pub fn subscribers(inputs: &Inputs<'_>, boundary: i64) -> BTreeMap<(String, String), u64> {
     let mut out = BTreeMap::new();
@@ -481,10 +487,7 @@ pub fn subscribers(inputs: &Inputs<'_>, boundary: i64) -> BTreeMap<(String, Stri
         };
         let good = match state.status {
             SubscriptionStatus::Active | SubscriptionStatus::Trialing => true,
-            SubscriptionStatus::PastDue => past_due_since.is_some_and(|since| {
-                DateTime::<Utc>::from_timestamp(since, 0).unwrap_or_default() + inputs.grace
-                    > DateTime::from_timestamp(boundary, 0).unwrap_or_default()
-            }),
+            SubscriptionStatus::PastDue => within_grace(past_due_since, boundary, inputs.grace),
             _ => false,
         };
         if !good {
