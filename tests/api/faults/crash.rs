@@ -12,7 +12,7 @@ use rand::Rng;
 use serde_json::json;
 
 use super::process::Server;
-use super::scenario::{INVOICE_AMOUNT, PLANS, REFUND_AMOUNT, Scenario};
+use super::scenario::{INVOICE_AMOUNT, REFUND_AMOUNT, Scenario};
 use super::{Delivery, client, deliver_until_acknowledged, figures, rows, size};
 use crate::helpers::TestDatabase;
 
@@ -31,17 +31,7 @@ struct Run {
 /// Delivers every event of `scenario` to a fresh server on `db`, killing it `crashes` times.
 async fn run(db: &TestDatabase, scenario: &Scenario, crashes: usize) -> Run {
     let mut server = Server::start(db.url(), &[]).await;
-    let http = client();
-    for (id, price, entitlements) in PLANS {
-        let response = http
-            .put(format!("{}/v1/plans/{id}", server.base()))
-            .bearer_auth(&server.admin_key)
-            .json(&json!({ "name": id, "stripe_prices": [price], "entitlements": entitlements }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201, "PUT plan {id}");
-    }
+    server.put_plans().await;
     let events = Arc::new(scenario.events.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
@@ -91,23 +81,7 @@ async fn run(db: &TestDatabase, scenario: &Scenario, crashes: usize) -> Run {
     peak_rss_kib = peak_rss_kib.max(server.peak_rss_kib());
     let mut entitlements = BTreeMap::new();
     for (reader, _) in &scenario.expected {
-        let body: serde_json::Value = http
-            .get(format!("{}/v1/readers/{reader}", server.base()))
-            .bearer_auth(&server.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut names: Vec<String> = body["entitlements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap().to_owned())
-            .collect();
-        names.sort();
-        entitlements.insert(reader.clone(), names);
+        entitlements.insert(reader.clone(), server.entitlements(reader).await);
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
     let deliveries = deliveries.lock().unwrap().clone();

@@ -8,26 +8,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::process::Server;
-use super::scenario::{PLANS, Scenario};
-use super::{client, figures, rows, signature};
+use super::scenario::Scenario;
+use super::{client, figures, rows, signature, stored_and_applied_once};
 use crate::helpers::TestDatabase;
 
 const SUBSCRIPTION: &[u8] =
     include_bytes!("../../fixtures/stripe/customer.subscription.created.json");
-
-async fn put_plans(server: &Server) {
-    let http = client();
-    for (id, price, entitlements) in PLANS {
-        let response = http
-            .put(format!("{}/v1/plans/{id}", server.base()))
-            .bearer_auth(&server.admin_key)
-            .json(&json!({ "name": id, "stripe_prices": [price], "entitlements": entitlements }))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success(), "PUT plan {id}");
-    }
-}
 
 /// The sum of a counter over the series whose labels include `label`, from `/metrics`.
 async fn counter(server: &Server, name: &str, label: &str) -> u64 {
@@ -77,7 +63,7 @@ async fn the_same_event_delivered_to_two_instances_at_once_is_stored_and_applied
         Server::start(db.url(), &busy).await,
         Server::start(db.url(), &busy).await,
     );
-    put_plans(&a).await;
+    a.put_plans().await;
     let scenario = Scenario::new(400, 11);
     let http = client();
     let mut pairs = Vec::new();
@@ -123,32 +109,10 @@ async fn the_same_event_delivered_to_two_instances_at_once_is_stored_and_applied
         scenario.events.len() as u64,
         "applied once across both"
     );
-    let stored: Vec<(i64, i64)> = rows(
-        db.url(),
-        "SELECT count(*), count(CASE WHEN status = 'applied' AND attempts = 1 THEN 1 END) \
-         FROM webhook_events",
-    )
-    .await;
     let sent = i64::try_from(scenario.events.len()).unwrap();
-    assert_eq!(stored[0], (sent, sent));
+    assert_eq!(stored_and_applied_once(db.url()).await, (sent, sent));
     for (reader, expected) in &scenario.expected {
-        let view: Value = http
-            .get(format!("{}/v1/readers/{reader}", b.base()))
-            .bearer_auth(&b.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut names: Vec<&str> = view["entitlements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap())
-            .collect();
-        names.sort_unstable();
-        assert_eq!(&names, expected, "{reader}");
+        assert_eq!(&b.entitlements(reader).await, expected, "{reader}");
     }
 }
 
@@ -194,15 +158,7 @@ async fn a_reader_reading_through_two_instances_at_once_never_gets_more_than_the
             .map(|(_, article, _)| *article)
             .collect();
         assert_eq!(mine.len(), 3, "reader {reader} was granted {mine:?}");
-        let view: Value = http
-            .get(format!("{}/v1/readers/two-{reader}", a.base()))
-            .bearer_auth(&a.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = a.reader(&format!("two-{reader}")).await;
         assert_eq!(view["meter"]["used"], 3);
         granted += mine.len();
     }

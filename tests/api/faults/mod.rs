@@ -105,3 +105,15 @@ where
         sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
     }
 }
+
+/// How many events are stored, and how many of them are applied with exactly one attempt (an
+/// attempt counts only when its transaction commits: one means applied exactly once).
+async fn stored_and_applied_once(url: &str) -> (i64, i64) {
+    let counts: Vec<(i64, i64)> = rows(
+        url,
+        "SELECT count(*), count(CASE WHEN status = 'applied' AND attempts = 1 THEN 1 END) \
+         FROM webhook_events",
+    )
+    .await;
+    counts[0]
+}

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor};
 
 use super::process::Server;
-use super::scenario::{PLANS, Scenario};
-use super::{client, deliver_until_acknowledged, figures, rows};
+use super::scenario::Scenario;
+use super::{client, deliver_until_acknowledged, figures, stored_and_applied_once};
 use crate::helpers::{Proxy, TestDatabase};
 
 /// Words that would betray internals in a problem document.
@@ -131,16 +131,7 @@ async fn under_load_a_database_outage_answers_503_and_the_same_process_recovers(
     let pid = server.pid();
     let base = server.base();
     let http = client();
-    for (id, price, entitlements) in PLANS {
-        let response = http
-            .put(format!("{base}/v1/plans/{id}"))
-            .bearer_auth(&server.admin_key)
-            .json(&json!({ "name": id, "stripe_prices": [price], "entitlements": entitlements }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-    }
+    server.put_plans().await;
 
     let outage_on = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -313,26 +304,16 @@ async fn under_load_a_database_outage_answers_503_and_the_same_process_recovers(
         "no access decision was refused during the outage"
     );
     // Every event acknowledged, stored, and applied once the database came back.
-    let stored: Vec<(i64, i64)> = rows(
-        db.url(),
-        "SELECT count(*), count(CASE WHEN status = 'applied' AND attempts = 1 THEN 1 END) \
-         FROM webhook_events",
-    )
-    .await;
     let sent = i64::try_from(scenario.events.len()).unwrap();
-    assert_eq!(stored[0], (sent, sent), "stored, and applied exactly once");
+    assert_eq!(
+        stored_and_applied_once(db.url()).await,
+        (sent, sent),
+        "stored, and applied exactly once"
+    );
     // No grant that was not recorded: each reader's meter holds exactly the articles it was
     // granted, and never more than three.
     for (reader, granted) in &answers.granted {
-        let view: Value = http
-            .get(format!("{base}/v1/readers/{reader}"))
-            .bearer_auth(&server.admin_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let view = server.reader(reader).await;
         assert_eq!(
             view["meter"]["used"],
             json!(granted.len()),

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use serde_json::{Value, json};
+
 use super::SECRET;
+use super::scenario::PLANS;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
 
@@ -75,6 +78,52 @@ impl Server {
     /// Its base URL; the same across restarts.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Puts the scenario's plans, as an admin would.
+    pub async fn put_plans(&self) {
+        let http = super::client();
+        for (id, price, entitlements) in PLANS {
+            let response = http
+                .put(format!("{}/v1/plans/{id}", self.base()))
+                .bearer_auth(&self.admin_key)
+                .json(
+                    &json!({ "name": id, "stripe_prices": [price], "entitlements": entitlements }),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "PUT plan {id}: {}",
+                response.status()
+            );
+        }
+    }
+
+    /// `GET /v1/readers/{id}`.
+    pub async fn reader(&self, id: &str) -> Value {
+        super::client()
+            .get(format!("{}/v1/readers/{id}", self.base()))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The names of the entitlements a reader holds, sorted.
+    pub async fn entitlements(&self, id: &str) -> Vec<String> {
+        let mut names: Vec<String> = self.reader(id).await["entitlements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     async fn spawn(&mut self) {
