@@ -636,6 +636,19 @@ impl TestApp {
         );
     }
 
+    /// `POST /v1/admin/signing-keys/rotate` with the admin key, which must succeed; the answer.
+    pub async fn rotate_signing_key(&self) -> serde_json::Value {
+        let response = self
+            .client
+            .post(self.url("/v1/admin/signing-keys/rotate"))
+            .bearer_auth(&self.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     /// `GET /v1/readers/{id}` with the admin key.
     pub async fn reader(&self, id: &str) -> serde_json::Value {
         self.get_json(&format!("/v1/readers/{id}"), Some(&self.admin_key))

@@ -22,5 +22,6 @@ mod reconcile;
 mod reports;
 mod secrets;
 mod sqlite;
+mod stripe_events;
 mod tokens;
 mod webhooks;

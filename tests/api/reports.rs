@@ -22,11 +22,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, problem, spawn_app};
-
-const SUBSCRIPTION: &[u8] = include_bytes!("../fixtures/stripe/customer.subscription.created.json");
-const INVOICE: &[u8] = include_bytes!("../fixtures/stripe/invoice.paid.json");
-const INVOICE_PAYMENT: &[u8] = include_bytes!("../fixtures/stripe/invoice_payment.paid.json");
-const CHARGE_REFUNDED: &[u8] = include_bytes!("../fixtures/stripe/charge.refunded.json");
+use crate::stripe_events::{self, Invoice, Subscription};
 
 /// 12:00 UTC on `date` (`2026-MM-DD`).
 fn noon(date: &str) -> i64 {
@@ -47,27 +43,16 @@ fn price(id: &str) -> Value {
         "price_premium_eur" => (2_000, "eur", "month"),
         other => panic!("no price {other}"),
     };
-    let event: Value = serde_json::from_slice(SUBSCRIPTION).unwrap();
-    let mut price = event["data"]["object"]["items"]["data"][0]["price"].clone();
-    price["id"] = id.into();
-    price["unit_amount"] = amount.into();
-    price["unit_amount_decimal"] = amount.to_string().into();
-    price["currency"] = currency.into();
-    price["recurring"]["interval"] = interval.into();
-    price["lookup_key"] = Value::Null;
-    price
+    stripe_events::price(id, amount, currency, interval)
 }
 
-/// The events of the scenario, in the order they happened.
+/// The events of the scenario, in the order they happened. Reader `x` is customer `cus_x` and
+/// reader id `reader-x`; event `id` is `evt_id`, at noon on its date.
 struct Events(Vec<Vec<u8>>);
 
 impl Events {
-    fn envelope(&mut self, fixture: &[u8], kind: &str, id: &str, date: &str) -> Value {
-        let mut event: Value = serde_json::from_slice(fixture).unwrap();
-        event["type"] = kind.into();
-        event["id"] = format!("evt_{id}").into();
-        event["created"] = noon(date).into();
-        event
+    fn push(&mut self, event: &Value) {
+        self.0.push(serde_json::to_vec(event).unwrap());
     }
 
     /// A subscription snapshot: `customer.subscription.<kind>` of reader `reader`'s
@@ -84,34 +69,20 @@ impl Events {
         price_id: &str,
         cancel_at_period_end: bool,
     ) {
-        let mut event = self.envelope(
-            SUBSCRIPTION,
+        let (customer, reader_id) = (format!("cus_{reader}"), format!("reader-{reader}"));
+        self.push(&stripe_events::subscription(
             &format!("customer.subscription.{kind}"),
-            id,
-            date,
-        );
-        let object = &mut event["data"]["object"];
-        object["id"] = sub.into();
-        object["customer"] = format!("cus_{reader}").into();
-        object["metadata"] = json!({ "reader_id": format!("reader-{reader}") });
-        object["status"] = status.into();
-        object["currency"] = price(price_id)["currency"].clone();
-        object["cancel_at_period_end"] = cancel_at_period_end.into();
-        for field in [
-            "cancel_at",
-            "canceled_at",
-            "ended_at",
-            "pending_update",
-            "trial_end",
-        ] {
-            object[field] = Value::Null;
-        }
-        let item = &mut object["items"]["data"][0];
-        item["id"] = format!("si_{sub}").into();
-        item["subscription"] = sub.into();
-        item["price"] = price(price_id);
-        item["plan"] = Value::Null;
-        self.0.push(serde_json::to_vec(&event).unwrap());
+            &format!("evt_{id}"),
+            noon(date),
+            &Subscription {
+                id: sub,
+                customer: &customer,
+                reader_id: &reader_id,
+                status,
+                price: price(price_id),
+                cancel_at_period_end,
+            },
+        ));
     }
 
     /// An invoice of `subtotal` for `price_id`, less `discount`, plus `tax`; paid on
@@ -128,88 +99,47 @@ impl Events {
         (subtotal, discount, tax): (i64, i64, i64),
         paid: bool,
     ) {
-        let kind = if paid {
-            "invoice.paid"
-        } else {
-            "invoice.payment_failed"
-        };
-        let mut event = self.envelope(INVOICE, kind, id, date);
-        let currency = price(price_id)["currency"].clone();
-        let total = subtotal - discount + tax;
-        let object = &mut event["data"]["object"];
-        object["id"] = invoice.into();
-        object["customer"] = format!("cus_{reader}").into();
-        object["currency"] = currency.clone();
-        object["parent"]["subscription_details"]["subscription"] = sub.into();
-        object["parent"]["subscription_details"]["metadata"] =
-            json!({ "reader_id": format!("reader-{reader}") });
-        object["status"] = if paid { "paid" } else { "open" }.into();
-        object["subtotal"] = subtotal.into();
-        object["subtotal_excluding_tax"] = subtotal.into();
-        object["total"] = total.into();
-        object["total_excluding_tax"] = (subtotal - discount).into();
-        object["amount_due"] = total.into();
-        object["amount_paid"] = if paid { total } else { 0 }.into();
-        object["amount_remaining"] = if paid { 0 } else { total }.into();
-        object["status_transitions"]["paid_at"] =
-            if paid { noon(date).into() } else { Value::Null };
-        object["total_discount_amounts"] = if discount > 0 {
-            json!([{ "amount": discount, "discount": format!("di_{reader}20off") }])
-        } else {
-            json!([])
-        };
-        object["total_taxes"] = if tax > 0 {
-            json!([{
-                "amount": tax, "tax_behavior": "exclusive", "taxability_reason": "standard_rated",
-                "taxable_amount": subtotal - discount, "type": "tax_rate_details",
-                "tax_rate_details": { "tax_rate": "txr_1TPeerVat19" }
-            }])
-        } else {
-            Value::Null
-        };
-        let line = &mut object["lines"]["data"][0];
-        line["id"] = format!("il_{invoice}").into();
-        line["invoice"] = invoice.into();
-        line["amount"] = subtotal.into();
-        line["currency"] = currency;
-        line["pricing"]["price_details"]["price"] = price_id.into();
-        line["parent"]["subscription_item_details"]["subscription"] = sub.into();
-        line["parent"]["subscription_item_details"]["subscription_item"] =
-            format!("si_{sub}").into();
-        line["discount_amounts"] = if discount > 0 {
-            json!([{ "amount": discount, "discount": format!("di_{reader}20off") }])
-        } else {
-            json!([])
-        };
-        self.0.push(serde_json::to_vec(&event).unwrap());
+        let (customer, reader_id) = (format!("cus_{reader}"), format!("reader-{reader}"));
+        let price = price(price_id);
+        self.push(&stripe_events::invoice(
+            &format!("evt_{id}"),
+            noon(date),
+            &Invoice {
+                id: invoice,
+                customer: &customer,
+                subscription: sub,
+                reader_id: &reader_id,
+                price_id,
+                currency: price["currency"].as_str().unwrap(),
+                subtotal,
+                discount,
+                tax,
+                paid,
+            },
+        ));
     }
 
     /// `invoice_payment.paid`: payment intent `intent` paid `invoice`.
     fn invoice_payment(&mut self, id: &str, date: &str, invoice: &str, intent: &str) {
-        let mut event = self.envelope(INVOICE_PAYMENT, "invoice_payment.paid", id, date);
-        let object = &mut event["data"]["object"];
-        object["id"] = format!("inpay_{id}").into();
-        object["invoice"] = invoice.into();
-        object["payment"]["payment_intent"] = intent.into();
-        self.0.push(serde_json::to_vec(&event).unwrap());
+        self.push(&stripe_events::invoice_payment(
+            &format!("evt_{id}"),
+            noon(date),
+            id,
+            invoice,
+            intent,
+        ));
     }
 
     /// `charge.refunded`: `amount` of the charge paid through `intent` refunded.
     fn refund(&mut self, id: &str, date: &str, intent: &str, currency: &str, amount: i64) {
-        let mut event = self.envelope(CHARGE_REFUNDED, "charge.refunded", id, date);
-        let object = &mut event["data"]["object"];
-        object["id"] = format!("ch_{id}").into();
-        object["payment_intent"] = intent.into();
-        object["currency"] = currency.into();
-        object["amount_refunded"] = amount.into();
-        let refund = &mut object["refunds"]["data"][0];
-        refund["id"] = format!("re_{id}").into();
-        refund["charge"] = format!("ch_{id}").into();
-        refund["payment_intent"] = intent.into();
-        refund["amount"] = amount.into();
-        refund["currency"] = currency.into();
-        refund["created"] = noon(date).into();
-        self.0.push(serde_json::to_vec(&event).unwrap());
+        self.push(&stripe_events::refund(
+            &format!("evt_{id}"),
+            noon(date),
+            id,
+            intent,
+            currency,
+            amount,
+        ));
     }
 }
 

@@ -101,18 +101,6 @@ async fn token(app: &TestApp, reader: &str) -> Value {
     response.json().await.unwrap()
 }
 
-async fn rotate(app: &TestApp) -> Value {
-    let response = app
-        .client
-        .post(app.url("/v1/admin/signing-keys/rotate"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
 #[tokio::test]
 async fn an_entitlements_token_lists_what_the_reader_holds_and_verifies_against_the_jwks() {
     let app = spawn_app().await;
@@ -179,7 +167,7 @@ async fn tokens_verify_before_and_after_a_rotation_and_a_retired_key_leaves_once
     let first_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
     assert!(verify(&before, &jwks(&app).await).is_ok());
 
-    let rotated = rotate(&app).await;
+    let rotated = app.rotate_signing_key().await;
     assert_eq!(rotated["retired_kid"], first_kid.as_str());
     let second_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_ne!(second_kid, first_kid);
@@ -206,7 +194,7 @@ async fn tokens_verify_before_and_after_a_rotation_and_a_retired_key_leaves_once
 
     // Once every token of the first key has expired, a refresh drops it from the JWKS.
     app.clock.advance(Duration::seconds(11 * 60 + 11));
-    let rotated_again = rotate(&app).await;
+    let rotated_again = app.rotate_signing_key().await;
     let keys = jwks(&app).await;
     let kids: Vec<&str> = keys
         .keys

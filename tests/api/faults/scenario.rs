@@ -4,13 +4,9 @@
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const SUBSCRIPTION: &[u8] =
-    include_bytes!("../../fixtures/stripe/customer.subscription.created.json");
-const INVOICE: &[u8] = include_bytes!("../../fixtures/stripe/invoice.paid.json");
-const INVOICE_PAYMENT: &[u8] = include_bytes!("../../fixtures/stripe/invoice_payment.paid.json");
-const CHARGE_REFUNDED: &[u8] = include_bytes!("../../fixtures/stripe/charge.refunded.json");
+use crate::stripe_events::{self, Invoice, Subscription};
 
 /// Events per reader: five subscription snapshots, three paid invoices, the payment of the first
 /// and a refund of part of it.
@@ -129,30 +125,11 @@ impl Scenario {
     }
 }
 
-fn envelope(fixture: &[u8], kind: &str, id: String, created: i64) -> Value {
-    let mut event: Value = serde_json::from_slice(fixture).unwrap();
-    event["type"] = kind.into();
-    event["id"] = id.into();
-    event["created"] = created.into();
-    event
-}
-
 fn done(event: &Value) -> (String, Vec<u8>) {
     (
         event["id"].as_str().unwrap().to_owned(),
         serde_json::to_vec(event).unwrap(),
     )
-}
-
-fn price(id: &str) -> Value {
-    let event: Value = serde_json::from_slice(SUBSCRIPTION).unwrap();
-    let mut price = event["data"]["object"]["items"]["data"][0]["price"].clone();
-    price["id"] = id.into();
-    price["unit_amount"] = INVOICE_AMOUNT.into();
-    price["unit_amount_decimal"] = INVOICE_AMOUNT.to_string().into();
-    price["currency"] = "eur".into();
-    price["lookup_key"] = Value::Null;
-    price
 }
 
 fn subscription(
@@ -163,102 +140,57 @@ fn subscription(
     status: &str,
     price_id: &str,
 ) -> (String, Vec<u8>) {
-    let mut event = envelope(SUBSCRIPTION, kind, format!("evt_faults_{i}_sub{k}"), at);
-    let object = &mut event["data"]["object"];
-    object["id"] = format!("sub_faults_{i}").into();
-    object["customer"] = format!("cus_faults_{i}").into();
-    object["metadata"] = json!({ "reader_id": format!("reader-f{i}") });
-    object["status"] = status.into();
-    object["currency"] = "eur".into();
-    object["cancel_at_period_end"] = false.into();
-    for field in [
-        "cancel_at",
-        "canceled_at",
-        "ended_at",
-        "pending_update",
-        "trial_end",
-    ] {
-        object[field] = Value::Null;
-    }
-    let item = &mut object["items"]["data"][0];
-    item["id"] = format!("si_faults_{i}").into();
-    item["subscription"] = format!("sub_faults_{i}").into();
-    item["price"] = price(price_id);
-    item["plan"] = Value::Null;
-    done(&event)
+    done(&stripe_events::subscription(
+        kind,
+        &format!("evt_faults_{i}_sub{k}"),
+        at,
+        &Subscription {
+            id: &format!("sub_faults_{i}"),
+            customer: &format!("cus_faults_{i}"),
+            reader_id: &format!("reader-f{i}"),
+            status,
+            price: stripe_events::price(price_id, INVOICE_AMOUNT, "eur", "month"),
+            cancel_at_period_end: false,
+        },
+    ))
 }
 
 fn invoice(i: usize, k: usize, at: i64) -> (String, Vec<u8>) {
-    let mut event = envelope(INVOICE, "invoice.paid", format!("evt_faults_{i}_in{k}"), at);
-    let invoice = format!("in_faults_{i}_{k}");
-    let sub = format!("sub_faults_{i}");
-    let object = &mut event["data"]["object"];
-    object["id"] = invoice.as_str().into();
-    object["customer"] = format!("cus_faults_{i}").into();
-    object["currency"] = "eur".into();
-    object["parent"]["subscription_details"]["subscription"] = sub.as_str().into();
-    object["parent"]["subscription_details"]["metadata"] =
-        json!({ "reader_id": format!("reader-f{i}") });
-    object["status"] = "paid".into();
-    for field in [
-        "subtotal",
-        "subtotal_excluding_tax",
-        "total",
-        "total_excluding_tax",
-        "amount_due",
-        "amount_paid",
-    ] {
-        object[field] = INVOICE_AMOUNT.into();
-    }
-    object["amount_remaining"] = 0.into();
-    object["status_transitions"]["paid_at"] = at.into();
-    object["total_discount_amounts"] = json!([]);
-    object["total_taxes"] = Value::Null;
-    let line = &mut object["lines"]["data"][0];
-    line["id"] = format!("il_{invoice}").into();
-    line["invoice"] = invoice.as_str().into();
-    line["amount"] = INVOICE_AMOUNT.into();
-    line["currency"] = "eur".into();
-    line["pricing"]["price_details"]["price"] = STANDARD_PRICE.into();
-    line["parent"]["subscription_item_details"]["subscription"] = sub.as_str().into();
-    line["parent"]["subscription_item_details"]["subscription_item"] =
-        format!("si_faults_{i}").into();
-    line["discount_amounts"] = json!([]);
-    done(&event)
+    done(&stripe_events::invoice(
+        &format!("evt_faults_{i}_in{k}"),
+        at,
+        &Invoice {
+            id: &format!("in_faults_{i}_{k}"),
+            customer: &format!("cus_faults_{i}"),
+            subscription: &format!("sub_faults_{i}"),
+            reader_id: &format!("reader-f{i}"),
+            price_id: STANDARD_PRICE,
+            currency: "eur",
+            subtotal: INVOICE_AMOUNT,
+            discount: 0,
+            tax: 0,
+            paid: true,
+        },
+    ))
 }
 
 fn invoice_payment(i: usize, at: i64) -> (String, Vec<u8>) {
-    let mut event = envelope(
-        INVOICE_PAYMENT,
-        "invoice_payment.paid",
-        format!("evt_faults_{i}_pay"),
+    done(&stripe_events::invoice_payment(
+        &format!("evt_faults_{i}_pay"),
         at,
-    );
-    let object = &mut event["data"]["object"];
-    object["id"] = format!("inpay_faults_{i}").into();
-    object["invoice"] = format!("in_faults_{i}_0").into();
-    object["payment"]["payment_intent"] = format!("pi_faults_{i}").into();
-    done(&event)
+        &format!("faults_{i}"),
+        &format!("in_faults_{i}_0"),
+        &format!("pi_faults_{i}"),
+    ))
 }
 
 fn refund(i: usize, at: i64) -> (String, Vec<u8>) {
-    let mut event = envelope(
-        CHARGE_REFUNDED,
-        "charge.refunded",
-        format!("evt_faults_{i}_refund"),
+    done(&stripe_events::refund(
+        &format!("evt_faults_{i}_refund"),
         at,
-    );
-    let object = &mut event["data"]["object"];
-    object["id"] = format!("ch_faults_{i}").into();
-    object["payment_intent"] = format!("pi_faults_{i}").into();
-    object["currency"] = "eur".into();
-    object["amount_refunded"] = REFUND_AMOUNT.into();
-    let refund = &mut object["refunds"]["data"][0];
-    refund["id"] = format!("re_faults_{i}").into();
-    refund["charge"] = format!("ch_faults_{i}").into();
-    refund["payment_intent"] = format!("pi_faults_{i}").into();
-    refund["amount"] = REFUND_AMOUNT.into();
-    refund["currency"] = "eur".into();
-    refund["created"] = at.into();
-    done(&event)
+        &format!("faults_{i}"),
+        &format!("pi_faults_{i}"),
+        "eur",
+        REFUND_AMOUNT,
+    ))
 }
