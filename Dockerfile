@@ -4,7 +4,10 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 
 # Dependencies first, in a layer of their own, so that a change to the code does not rebuild them.
+# The store's proc-macro crate is a workspace member the build needs from the start; it is small
+# and rarely changes.
 COPY Cargo.toml Cargo.lock ./
+COPY macros ./macros
 RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tollgate::auth::issue_key;
 use tollgate::clock::SystemClock;
 use tollgate::config::{Overrides, Settings};
 use tollgate::domain::{ApiKeyId, KeyName, Role};
-use tollgate::mirror::{Mirror, RetryPolicy};
-use tollgate::reconcile::Reconcile;
+use tollgate::services::keys::issue_key;
+use tollgate::services::mirror::{Mirror, RetryPolicy};
+use tollgate::services::reconcile::Reconcile;
 use tollgate::startup::Application;
 use tollgate::store::{self, RevokeOutcome, Store};
 use tollgate::stripe::client::StripeClient;
@@ -204,7 +204,7 @@ async fn stripe_sync(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Res
         client: &client,
         store: store.as_ref(),
         mirror: &mirror,
-        window: settings.stripe_sync_window,
+        window: settings.stripe().sync_window,
     };
     let report = reconcile.run(chrono::Utc::now()).await?;
     tracing::info!(?report, "reconcile finished");

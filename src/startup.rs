@@ -2,7 +2,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -15,80 +14,18 @@ use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use anyhow::Context;
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::access::{AccessService, EntitlementCache};
-use crate::auth::KeyCache;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::error::{ApiError, PROBLEM_JSON};
-use crate::mirror::{Mirror, RetryPolicy};
+use crate::http::error::{ApiError, PROBLEM_JSON};
+use crate::http::state::{AppState, InFlight};
 use crate::routes;
+use crate::services::access::{AccessService, EntitlementCache};
+use crate::services::keys::KeyCache;
+use crate::services::limits::RateLimits;
+use crate::services::mirror::{Mirror, RetryPolicy};
 use crate::store::{self, Store};
 use crate::stripe::client::StripeClient;
 use crate::tokens::Tokens;
-
-/// What every handler may reach: one value, shared by all workers.
-pub struct AppState {
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// The time.
-    pub clock: Arc<dyn Clock>,
-    /// The settings the service was started with.
-    pub settings: Arc<Settings>,
-    /// Every metric the service exports.
-    pub metrics: prometheus::Registry,
-    /// Requests being served now, which a shutdown waits for.
-    pub in_flight: InFlight,
-    /// Applies stored Stripe events.
-    pub mirror: Mirror,
-    /// Stripe's API, when a secret key is configured.
-    pub stripe: Option<StripeClient>,
-    /// Access decisions, the meter and tokens.
-    pub access: AccessService,
-    /// Recently checked API keys.
-    pub keys: KeyCache,
-    /// Rate limits on access decisions and checkout.
-    pub limits: Arc<crate::rate_limit::RateLimits>,
-}
-
-/// Counts the requests being served, so that a shutdown can wait for them. actix-web's own
-/// graceful stop was seen to close connections whose request body was still arriving.
-#[derive(Debug, Clone, Default)]
-pub struct InFlight(Arc<AtomicUsize>);
-
-/// One request being served; dropping it ends it.
-#[derive(Debug)]
-pub struct InFlightGuard(Arc<AtomicUsize>);
-
-impl InFlight {
-    /// Marks a request as started until the guard is dropped.
-    pub fn enter(&self) -> InFlightGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(Arc::clone(&self.0))
-    }
-
-    /// How many requests are being served.
-    pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    /// Waits until no request is being served, or `within` has passed; `true` if none is left.
-    pub async fn drained(&self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.count() > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        true
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// A built, bound, not yet running service.
 pub struct Application {
@@ -103,9 +40,10 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens and migrates the database, binds the listening socket (port 0 picks a free port)
-    /// and builds the server.
+    /// Validates the settings, opens and migrates the database, binds the listening socket
+    /// (port 0 picks a free port) and builds the server.
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        settings.validate()?;
         let store = store::open(&settings)
             .await
             .context("opening the database")?;
@@ -113,11 +51,22 @@ impl Application {
             .migrate()
             .await
             .context("applying database migrations")?;
-        Self::with_store(settings, clock, store).await
+        Self::assemble(settings, clock, store).await
     }
 
-    /// Builds the server over a store that is already open and migrated.
+    /// Validates the settings and builds the server over a store that is already open and
+    /// migrated.
     pub async fn with_store(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        settings.validate()?;
+        Self::assemble(settings, clock, store).await
+    }
+
+    /// Builds the server from settings that passed validation.
+    async fn assemble(
         settings: Settings,
         clock: Arc<dyn Clock>,
         store: Arc<dyn Store>,
@@ -145,12 +94,14 @@ impl Application {
             .context("loading the token signing keys")?;
         let stripe = StripeClient::from_settings(&settings).context("configuring Stripe")?;
         let settings = Arc::new(settings);
+        let limits = Arc::new(RateLimits::from_settings(&settings));
         let access = AccessService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
             Arc::clone(&settings),
             cache,
             tokens.clone(),
+            Arc::clone(&limits),
         );
         let in_flight = InFlight::default();
         let state = web::Data::new(AppState {
@@ -162,8 +113,8 @@ impl Application {
             mirror: mirror.clone(),
             stripe,
             access,
-            keys: KeyCache::new(settings.api_key_cache_ttl),
-            limits: Arc::new(crate::rate_limit::RateLimits::from_settings(&settings)),
+            key_cache: KeyCache::new(settings.api_key_cache_ttl),
+            limits,
         });
         let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
             .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)

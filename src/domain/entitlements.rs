@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Entitlement, Grant, Plan, PlanId, Standing, StripePriceId, Subscription};
+use super::{
+    Entitlement, Grant, PastDueGrace, Plan, PlanId, Standing, StripePriceId, Subscription,
+};
 
 /// Where an entitlement comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -68,7 +70,7 @@ pub fn held(
     plans: &[Plan],
     grants: &[Grant],
     now: DateTime<Utc>,
-    past_due_grace: TimeDelta,
+    past_due_grace: PastDueGrace,
 ) -> Vec<Held> {
     let by_price = plans_by_price(plans);
     let mut sources: BTreeMap<&Entitlement, Vec<Source>> = BTreeMap::new();
@@ -117,6 +119,8 @@ pub fn held(
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
     use crate::domain::{
         GrantId, PlanSpec, ReaderId, SubscriptionItem, SubscriptionStatus, Version,
@@ -218,7 +222,13 @@ mod tests {
             SubscriptionStatus::Active,
             &["price_base", "price_addon", "price_foreign"],
         )];
-        let held = held(&subs, &plans, &[], at(5_000), TimeDelta::days(7));
+        let held = held(
+            &subs,
+            &plans,
+            &[],
+            at(5_000),
+            PastDueGrace::new(TimeDelta::days(7)),
+        );
         assert_eq!(
             names(&held),
             ["ad_free", "articles", "newsletters:regional"]
@@ -235,7 +245,16 @@ mod tests {
             subscription("sub_2", SubscriptionStatus::Canceled, &["price_base"]),
             subscription("sub_3", SubscriptionStatus::Paused, &["price_base"]),
         ];
-        assert!(held(&subs, &plans, &[], at(5_000), TimeDelta::days(7)).is_empty());
+        assert!(
+            held(
+                &subs,
+                &plans,
+                &[],
+                at(5_000),
+                PastDueGrace::new(TimeDelta::days(7))
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -247,7 +266,13 @@ mod tests {
             grant(&["articles", "reports"], 20_000),
             grant(&["ad_free"], 4_000),
         ];
-        let held = held(&[sub], &plans, &grants, at(5_000), TimeDelta::days(7));
+        let held = held(
+            &[sub],
+            &plans,
+            &grants,
+            at(5_000),
+            PastDueGrace::new(TimeDelta::days(7)),
+        );
         assert_eq!(names(&held), ["articles", "reports"]);
         assert_eq!(held[0].sources.len(), 2);
         // The later of the subscription's period end and the grant's expiry.

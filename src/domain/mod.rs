@@ -107,17 +107,21 @@ macro_rules! validated_string {
 pub mod api_key;
 pub mod billing;
 pub mod entitlements;
+pub mod grace;
 pub mod meter;
 pub mod plan;
 pub mod price;
 pub mod reader;
 pub mod redirect;
+pub mod report_inputs;
 pub mod subscription;
+pub mod time;
 pub mod webhook_event;
 
 pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
 pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
+pub use grace::PastDueGrace;
 pub use meter::{
     ArticleId, Audience, MeterPolicy, MeterState, MeterSubject, Period, Usage, Window,
 };
@@ -125,5 +129,6 @@ pub use plan::{Entitlement, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
 pub use price::{Interval, Price, Recurring};
 pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
 pub use redirect::{InvalidRedirect, Origin, RedirectUrl};
+pub use report_inputs::{History, InvoiceDay, PaidInvoice, RefundDay, Snapshot};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
-pub use webhook_event::{EventStatus, NewWebhookEvent, WebhookEvent};
+pub use webhook_event::{EventStatus, EventType, NewWebhookEvent, StripeEventId, WebhookEvent};

@@ -1,10 +1,10 @@
 //! Subscriptions as Stripe reports them, and the rules that decide which snapshot wins and whether
 //! a subscription is in good standing.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::StripePriceId;
+use super::{PastDueGrace, StripePriceId};
 
 named_enum! {
     /// A subscription's status, as Stripe names it.
@@ -160,10 +160,10 @@ pub enum Standing {
 }
 
 impl Subscription {
-    /// Its standing at `now`: `active` and `trialing` give, `past_due` gives for `grace` from
-    /// the first event that showed it so, everything else gives nothing. A subscription set to
-    /// cancel gives until its period ends (or the time it is set to end).
-    pub fn standing(&self, now: DateTime<Utc>, grace: TimeDelta) -> Standing {
+    /// Its standing at `now`: `active` and `trialing` give, `past_due` gives while `grace`
+    /// covers it from the first event that showed it so, everything else gives nothing. A
+    /// subscription set to cancel gives until its period ends (or the time it is set to end).
+    pub fn standing(&self, now: DateTime<Utc>, grace: PastDueGrace) -> Standing {
         let scheduled_end = if self.cancel_at_period_end {
             self.current_period_end
         } else {
@@ -173,23 +173,29 @@ impl Subscription {
             SubscriptionStatus::Active | SubscriptionStatus::Trialing => None,
             SubscriptionStatus::PastDue => {
                 // A subscription whose start is unknown counts as past due from now on.
-                Some(self.past_due_since.unwrap_or(now) + grace)
+                let since = self.past_due_since.unwrap_or(now);
+                if !grace.covers(since, now) {
+                    return Standing::Lapsed;
+                }
+                Some(grace.ends(since))
             }
             _ => return Standing::Lapsed,
         };
+        if scheduled_end.is_some_and(|end| end <= now) {
+            return Standing::Lapsed;
+        }
         let until = match (scheduled_end, grace_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        match until {
-            Some(until) if until <= now => Standing::Lapsed,
-            until => Standing::Good { until },
-        }
+        Standing::Good { until }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
 
     fn v(created: i64, source: &str) -> Version {
@@ -314,7 +320,7 @@ mod tests {
 
     #[test]
     fn active_and_trialing_give_and_renew_and_other_statuses_give_nothing() {
-        let grace = TimeDelta::days(7);
+        let grace = PastDueGrace::new(TimeDelta::days(7));
         for status in [SubscriptionStatus::Active, SubscriptionStatus::Trialing] {
             assert_eq!(
                 subscription(status).standing(at(5_000), grace),
@@ -337,7 +343,7 @@ mod tests {
 
     #[test]
     fn past_due_gives_for_the_grace_period_from_when_it_began() {
-        let grace = TimeDelta::seconds(100);
+        let grace = PastDueGrace::new(TimeDelta::seconds(100));
         let mut sub = subscription(SubscriptionStatus::PastDue);
         sub.past_due_since = Some(at(5_000));
         assert_eq!(
@@ -350,8 +356,39 @@ mod tests {
     }
 
     #[test]
+    fn past_due_from_an_unknown_time_counts_from_now_and_an_endless_grace_never_panics() {
+        let mut sub = subscription(SubscriptionStatus::PastDue);
+        assert_eq!(
+            sub.standing(at(5_000), PastDueGrace::new(TimeDelta::seconds(100))),
+            Standing::Good {
+                until: Some(at(5_100))
+            }
+        );
+        assert_eq!(
+            sub.standing(at(5_000), PastDueGrace::new(TimeDelta::zero())),
+            Standing::Lapsed
+        );
+        let endless = PastDueGrace::new(TimeDelta::MAX);
+        sub.past_due_since = Some(at(5_000));
+        assert_eq!(
+            sub.standing(at(5_000), endless),
+            Standing::Good {
+                until: Some(DateTime::<Utc>::MAX_UTC)
+            }
+        );
+        sub.cancel_at = Some(at(8_000));
+        assert_eq!(
+            sub.standing(at(7_999), endless),
+            Standing::Good {
+                until: Some(at(8_000))
+            }
+        );
+        assert_eq!(sub.standing(at(8_000), endless), Standing::Lapsed);
+    }
+
+    #[test]
     fn cancel_at_period_end_gives_until_the_period_ends() {
-        let grace = TimeDelta::days(7);
+        let grace = PastDueGrace::new(TimeDelta::days(7));
         let mut sub = subscription(SubscriptionStatus::Active);
         sub.cancel_at_period_end = true;
         // Stripe's own placeholder: a cancel_at in the past is ignored when the period end rules.

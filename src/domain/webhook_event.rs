@@ -3,6 +3,29 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Longest event id or type accepted, in characters; Stripe's are far shorter.
+const MAX_CHARS: usize = 255;
+
+/// The one rule for the text of Stripe's event ids and types.
+fn stripe_text(s: &str) -> bool {
+    !s.is_empty() && s.chars().count() <= MAX_CHARS && !s.chars().any(char::is_control)
+}
+
+validated_string!(
+    /// Stripe's id of an event (`evt_...`): one event is stored once, however often it is
+    /// delivered.
+    StripeEventId,
+    stripe_text,
+    "1 to 255 characters, none of them a control character"
+);
+
+validated_string!(
+    /// The type of a Stripe event, such as `invoice.paid`.
+    EventType,
+    stripe_text,
+    "1 to 255 characters, none of them a control character"
+);
+
 named_enum! {
     /// Where an event stands.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,10 +45,10 @@ named_enum! {
 /// A verified event about to be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewWebhookEvent {
-    /// Stripe's event id (`evt_...`): one event is stored once, however often it is delivered.
-    pub id: String,
-    /// Its type, such as `invoice.paid`.
-    pub kind: String,
+    /// Stripe's event id: one event is stored once, however often it is delivered.
+    pub id: StripeEventId,
+    /// Its type.
+    pub kind: EventType,
     /// Stripe's creation time, Unix seconds.
     pub created: i64,
     /// The API version its payload is shaped by.
@@ -51,9 +74,9 @@ pub struct WebhookEvent {
     /// Order of receipt.
     pub seq: i64,
     /// Stripe's event id.
-    pub id: String,
+    pub id: StripeEventId,
     /// Its type.
-    pub kind: String,
+    pub kind: EventType,
     /// Stripe's creation time, Unix seconds.
     pub created: i64,
     /// The API version of its payload.
@@ -81,6 +104,21 @@ pub struct WebhookEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_and_types_follow_one_rule_counted_in_characters() {
+        assert!(StripeEventId::parse("evt_1TPeerEvent0002").is_some());
+        assert!(EventType::parse("invoice.paid").is_some());
+        for bad in ["", "evt\u{0}1", "evt\n", "evt\u{85}"] {
+            assert!(StripeEventId::parse(bad).is_none(), "{bad:?}");
+            assert!(EventType::parse(bad).is_none(), "{bad:?}");
+        }
+        // 255 characters of two bytes each: within the rule, which counts characters.
+        let wide = "é".repeat(255);
+        assert!(StripeEventId::parse(&wide).is_some());
+        assert!(EventType::parse(&wide).is_some());
+        assert!(StripeEventId::parse(&"e".repeat(256)).is_none());
+    }
 
     #[test]
     fn statuses_read_back_what_they_write() {

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::periods::Period;
-use crate::domain::{PlanId, StripePriceId};
+use crate::domain::{InvoiceDay, PlanId, RefundDay, StripePriceId};
 
 /// A stretch `start..end` (Unix seconds) in which `tz` is `offset` seconds ahead of UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,38 +80,6 @@ fn date_of(day: i64) -> Option<NaiveDate> {
 
 /// The group of refunds whose invoice is unknown.
 pub const UNATTRIBUTED: &str = "unattributed";
-
-/// Paid invoices of one local day, currency and price.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceDay {
-    /// Local days since 1970-01-01.
-    pub day: i64,
-    /// Three-letter code.
-    pub currency: String,
-    /// The price of the invoices' largest line.
-    pub price_id: Option<String>,
-    /// Amounts paid, tax included.
-    pub gross: i64,
-    /// Tax in them.
-    pub tax: i64,
-    /// How many invoices.
-    pub invoices: i64,
-}
-
-/// Refunds of one local day, currency and invoice price.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefundDay {
-    /// Local days since 1970-01-01.
-    pub day: i64,
-    /// Three-letter code.
-    pub currency: String,
-    /// Whether the refunds are linked to an invoice.
-    pub linked: bool,
-    /// The price of that invoice's largest line.
-    pub price_id: Option<String>,
-    /// Amount refunded.
-    pub amount: i64,
-}
 
 /// One period's revenue for one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -4,38 +4,19 @@
 
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use crate::access::{AccessError, Decision};
-use crate::auth::Caller;
-use crate::domain::{ArticleId, Entitlement, MeterState, MeterSubject, ReaderId};
-use crate::error::ApiError;
-use crate::routes::json::{self, ApiJson};
-use crate::routes::readers::reader_id;
-use crate::routes::rfc3339;
-use crate::startup::AppState;
-use crate::tokens::TokenError;
-
-impl From<AccessError> for ApiError {
-    fn from(err: AccessError) -> Self {
-        match err {
-            AccessError::Store(err) => err.into(),
-            AccessError::Token(err) => token_error(err),
-        }
-    }
-}
-
-pub(crate) fn token_error(err: TokenError) -> ApiError {
-    match err {
-        TokenError::Store(err) => err.into(),
-        TokenError::ManagedByFiles => ApiError::conflict(
-            "signing_keys_managed_by_files",
-            "signing keys are read from files (signing_key_files); rotate them there",
-        ),
-        other => ApiError::Internal(other.into()),
-    }
-}
+use crate::domain::time::rfc3339;
+use crate::domain::{ArticleId, Entitlement, MeterSubject, ReaderId};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::json::{self, ApiJson};
+use crate::http::paths::reader_id;
+use crate::http::state::AppState;
+use crate::http::views::MeterView;
+use crate::services::ServiceError;
+use crate::services::access::{Decision, Offer, Reason};
+use crate::tokens::KeyInfo;
 
 /// Tokens and decisions are for one reader at one moment: no cache may keep them.
 fn no_store(mut response: HttpResponse) -> HttpResponse {
@@ -43,17 +24,6 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// The meter as the API shows it.
-pub(crate) fn meter_view(meter: &MeterState) -> Value {
-    json!({
-        "used": meter.used,
-        "limit": meter.limit,
-        "remaining": meter.remaining,
-        "period_start": rfc3339(meter.period_start),
-        "resets_at": meter.resets_at.map(rfc3339),
-    })
 }
 
 /// `POST /v1/access` body.
@@ -87,34 +57,41 @@ pub async fn decide(
             ));
         }
     };
-    state
-        .limits
-        .access_per_key
-        .admit(caller.0.id.as_str(), "API key")?;
-    state.limits.access_per_reader.admit(
-        &format!("{}:{}", subject.audience.as_str(), subject.id.as_str()),
-        "reader or device",
-    )?;
     let requires = body
         .requires
         .unwrap_or_else(|| Entitlement::from_stored("articles".into()));
     let decision = state
         .access
-        .decide(&subject, &body.article_id, &requires)
+        .decide(&caller.0.id, &subject, &body.article_id, &requires)
         .await?;
     tracing::debug!(reason = ?decision.reason, "access decided");
-    Ok(no_store(HttpResponse::Ok().json(decision_view(&decision))))
+    Ok(no_store(
+        HttpResponse::Ok().json(DecisionView::from(&decision)),
+    ))
 }
 
-fn decision_view(decision: &Decision) -> Value {
-    json!({
-        "granted": decision.granted,
-        "reason": decision.reason,
-        "token": decision.token.as_ref().map(|t| &t.token),
-        "token_expires_at": decision.token.as_ref().map(|t| rfc3339(t.expires_at)),
-        "meter": decision.meter.as_ref().map(meter_view),
-        "offers": decision.offers,
-    })
+/// A decision as the API shows it.
+#[derive(Debug, Serialize)]
+struct DecisionView<'a> {
+    granted: bool,
+    reason: Reason,
+    token: Option<&'a str>,
+    token_expires_at: Option<String>,
+    meter: Option<MeterView>,
+    offers: &'a [Offer],
+}
+
+impl<'a> From<&'a Decision> for DecisionView<'a> {
+    fn from(decision: &'a Decision) -> Self {
+        Self {
+            granted: decision.granted,
+            reason: decision.reason,
+            token: decision.token.as_ref().map(|t| t.token.as_str()),
+            token_expires_at: decision.token.as_ref().map(|t| rfc3339(t.expires_at)),
+            meter: decision.meter.as_ref().map(MeterView::from),
+            offers: &decision.offers,
+        }
+    }
 }
 
 /// `POST /v1/tokens` body.
@@ -131,12 +108,24 @@ pub async fn token(
     body: ApiJson<PostToken>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
-    let (issued, entitlements) = state.access.entitlements_token(&body.reader_id).await?;
-    Ok(no_store(HttpResponse::Ok().json(json!({
-        "token": issued.token,
-        "expires_at": rfc3339(issued.expires_at),
-        "entitlements": entitlements,
-    }))))
+    let (issued, entitlements) = state
+        .access
+        .entitlements_token(&body.reader_id)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(no_store(HttpResponse::Ok().json(TokenView {
+        token: issued.token,
+        expires_at: rfc3339(issued.expires_at),
+        entitlements,
+    })))
+}
+
+/// An entitlements token.
+#[derive(Debug, Serialize)]
+struct TokenView {
+    token: String,
+    expires_at: String,
+    entitlements: Vec<Entitlement>,
 }
 
 /// `POST /v1/readers/{reader_id}/merge` body.
@@ -162,14 +151,25 @@ pub async fn merge(
         left_over = report.left_over,
         "device meter merged"
     );
-    Ok(HttpResponse::Ok().json(json!({
-        "reader_id": reader,
-        "device_id": body.device_id,
-        "moved": report.moved,
-        "already_unlocked": report.already_unlocked,
-        "left_over": report.left_over,
-        "meter": meter_view(&meter),
-    })))
+    Ok(HttpResponse::Ok().json(MergeView {
+        reader_id: reader,
+        device_id: body.device_id,
+        moved: report.moved,
+        already_unlocked: report.already_unlocked,
+        left_over: report.left_over,
+        meter: MeterView::from(&meter),
+    }))
+}
+
+/// What a merge did.
+#[derive(Debug, Serialize)]
+struct MergeView {
+    reader_id: ReaderId,
+    device_id: ReaderId,
+    moved: u32,
+    already_unlocked: u32,
+    left_over: u32,
+    meter: MeterView,
 }
 
 /// The public keys that verify tokens: the current one and retired ones still in use.
@@ -192,21 +192,48 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 #[tracing::instrument(skip_all)]
 pub async fn rotate_signing_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tokens = state.access.tokens();
-    let (kid, retired) = tokens.rotate().await.map_err(token_error)?;
+    let (kid, retired) = tokens.rotate().await.map_err(ServiceError::from)?;
     let keys = tokens.keys();
     let current = keys.iter().find(|k| k.kid == kid);
-    Ok(HttpResponse::Ok().json(json!({
-        "kid": kid,
-        "algorithm": current.map(|k| k.algorithm),
-        "created_at": current.and_then(|k| k.created_at).map(rfc3339),
-        "retired_kid": retired,
-        "keys": keys.iter().map(|k| json!({
-            "kid": k.kid,
-            "algorithm": k.algorithm,
-            "current": k.current,
-            "created_at": k.created_at.map(rfc3339),
-            "retired_at": k.retired_at.map(rfc3339),
-            "published_until": k.published_until.map(rfc3339),
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(RotationView {
+        algorithm: current.map(|k| k.algorithm),
+        created_at: current.and_then(|k| k.created_at).map(rfc3339),
+        kid,
+        retired_kid: retired,
+        keys: keys.iter().map(SigningKeyView::from).collect(),
+    }))
+}
+
+/// What a rotation did, and every key published now.
+#[derive(Debug, Serialize)]
+struct RotationView {
+    kid: String,
+    algorithm: Option<&'static str>,
+    created_at: Option<String>,
+    retired_kid: Option<String>,
+    keys: Vec<SigningKeyView>,
+}
+
+/// A published signing key.
+#[derive(Debug, Serialize)]
+struct SigningKeyView {
+    kid: String,
+    algorithm: &'static str,
+    current: bool,
+    created_at: Option<String>,
+    retired_at: Option<String>,
+    published_until: Option<String>,
+}
+
+impl From<&KeyInfo> for SigningKeyView {
+    fn from(key: &KeyInfo) -> Self {
+        Self {
+            kid: key.kid.clone(),
+            algorithm: key.algorithm,
+            current: key.current,
+            created_at: key.created_at.map(rfc3339),
+            retired_at: key.retired_at.map(rfc3339),
+            published_until: key.published_until.map(rfc3339),
+        }
+    }
 }

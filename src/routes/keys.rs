@@ -3,13 +3,14 @@
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, issue_key};
+use crate::domain::time::rfc3339;
 use crate::domain::{ApiKey, ApiKeyId, KeyName, Role};
-use crate::error::ApiError;
-use crate::routes::json::ApiJson;
-use crate::routes::{page_limit, paginate, rfc3339};
-use crate::startup::AppState;
-use crate::store::RevokeOutcome;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
+use crate::http::paging::{page_limit, paginate};
+use crate::http::state::AppState;
+use crate::http::views::Page;
 
 /// `POST /v1/keys` body.
 #[derive(Debug, Deserialize)]
@@ -29,6 +30,16 @@ struct KeyView {
     created_at: String,
     created_by: Option<ApiKeyId>,
     revoked_at: Option<String>,
+}
+
+/// A key just issued, with its secret: the only time the secret is shown.
+#[derive(Debug, Serialize)]
+struct IssuedView<'a> {
+    id: ApiKeyId,
+    key: &'a str,
+    role: Role,
+    name: KeyName,
+    created_at: String,
 }
 
 impl From<ApiKey> for KeyView {
@@ -53,22 +64,14 @@ pub async fn create(
     body: ApiJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(CreateKey { role, name }) = body;
-    let issued = issue_key(
-        state.store.as_ref(),
-        state.clock.as_ref(),
-        role,
-        name,
-        Some(caller.0.id),
-    )
-    .await?;
-    tracing::info!(key_id = %issued.key.id, "API key created");
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "id": issued.key.id,
-        "key": issued.secret.expose(),
-        "role": issued.key.role,
-        "name": issued.key.name,
-        "created_at": rfc3339(issued.key.created_at),
-    })))
+    let issued = state.keys().issue(role, name, caller.0.id).await?;
+    Ok(HttpResponse::Created().json(IssuedView {
+        key: issued.secret.expose(),
+        id: issued.key.id,
+        role: issued.key.role,
+        name: issued.key.name,
+        created_at: rfc3339(issued.key.created_at),
+    }))
 }
 
 /// `GET /v1/keys` query.
@@ -92,13 +95,12 @@ pub async fn list(
         ),
         None => None,
     };
-    let keys = state.store.list_api_keys(after.as_ref(), limit + 1).await?;
+    let keys = state.keys().list(after.as_ref(), limit + 1).await?;
     let (keys, next_cursor) = paginate(keys, limit, |key| key.id.clone());
-    let items: Vec<KeyView> = keys.into_iter().map(KeyView::from).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": items,
-        "next_cursor": next_cursor,
-    })))
+    Ok(HttpResponse::Ok().json(Page {
+        items: keys.into_iter().map(KeyView::from).collect::<Vec<_>>(),
+        next_cursor,
+    }))
 }
 
 /// Revokes a key at once. A key may not revoke itself, so an admin cannot lock itself out by
@@ -109,22 +111,8 @@ pub async fn revoke(
     caller: Caller,
     key_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no API key has the id `{key_id}`"));
-    let id = ApiKeyId::parse(&key_id).ok_or_else(not_found)?;
-    if id == caller.0.id {
-        return Err(ApiError::conflict(
-            "cannot_revoke_self",
-            "a key cannot revoke itself; revoke it with another admin key",
-        ));
-    }
-    let outcome = state.store.revoke_api_key(&id, state.clock.now()).await?;
-    state.keys.forget_all();
-    match outcome {
-        RevokeOutcome::Revoked => {
-            tracing::info!("API key revoked");
-            Ok(HttpResponse::NoContent().finish())
-        }
-        RevokeOutcome::AlreadyRevoked => Ok(HttpResponse::NoContent().finish()),
-        RevokeOutcome::NotFound => Err(not_found()),
-    }
+    let id = ApiKeyId::parse(&key_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no API key has the id `{key_id}`")))?;
+    state.keys().revoke(&id, &caller.0.id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,6 @@ mod access;
 mod admin;
 mod checkout;
 mod health;
-mod json;
 mod keys;
 mod plans;
 mod readers;
@@ -20,11 +19,9 @@ use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-
-use crate::auth::{self, Access};
 use crate::domain::Role;
-use crate::error::ApiError;
+use crate::http::auth::{self, Access};
+use crate::http::error::ApiError;
 
 /// What the table says about one route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,40 +277,6 @@ fn method_not_allowed(allow: String) -> HttpResponse {
         response.headers_mut().insert(header::ALLOW, value);
     }
     response
-}
-
-/// Formats an instant the way the API shows every instant: RFC 3339, UTC, whole seconds.
-pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// The page size of a listing: `limit` when given, else 100; at most 500.
-pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    const DEFAULT: u32 = 100;
-    const MAX: u32 = 500;
-    let limit = limit.unwrap_or(DEFAULT);
-    if (1..=MAX).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::invalid(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX}"),
-        ))
-    }
-}
-
-/// Splits rows fetched with one more than `limit` (the extra row tells whether another page
-/// follows) into the page to show and, when more follow, the cursor of its last row.
-pub(crate) fn paginate<T, C>(
-    mut rows: Vec<T>,
-    limit: u32,
-    cursor: impl Fn(&T) -> C,
-) -> (Vec<T>, Option<C>) {
-    let limit = limit as usize;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = if more { rows.last().map(cursor) } else { None };
-    (rows, next)
 }
 
 /// The answer for a path that names nothing.

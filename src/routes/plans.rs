@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::time::rfc3339;
 use crate::domain::{Entitlement, Plan, PlanId, PlanSpec, Price, Recurring, StripePriceId};
-use crate::error::ApiError;
-use crate::routes::json::ApiJson;
-use crate::routes::rfc3339;
-use crate::startup::AppState;
-use crate::store::PlanWrite;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
+use crate::http::state::AppState;
+use crate::services::plans::{PricedPlan, Stored};
 
 /// `PUT /v1/plans/{plan_id}` body.
 #[derive(Debug, Deserialize)]
@@ -94,33 +94,16 @@ impl PlanView {
     }
 }
 
-/// The prices the mirror knows of one plan (or of every plan), by id.
-async fn known_prices(
-    state: &AppState,
-    plan: Option<&PlanId>,
-) -> Result<HashMap<StripePriceId, Price>, ApiError> {
-    Ok(state
-        .store
-        .plan_prices(plan)
-        .await?
-        .into_iter()
-        .map(|price| (price.id.clone(), price))
-        .collect())
+impl From<PricedPlan> for PlanView {
+    fn from(priced: PricedPlan) -> Self {
+        Self::new(priced.plan, &priced.prices)
+    }
 }
 
-/// `plan` as the API shows it, with its prices.
-async fn view(state: &AppState, plan: Plan) -> Result<PlanView, ApiError> {
-    let known = known_prices(state, Some(&plan.id)).await?;
-    Ok(PlanView::new(plan, &known))
-}
-
-fn not_found(plan_id: &str) -> ApiError {
-    ApiError::NotFound(format!("no plan has the id `{plan_id}`"))
-}
-
-/// The plan id in a path that reads a plan: one that cannot be a plan id names no plan.
-fn known_id(plan_id: &str) -> Result<PlanId, ApiError> {
-    PlanId::parse(plan_id).ok_or_else(|| not_found(plan_id))
+/// Every plan.
+#[derive(Debug, Serialize)]
+struct PlanList {
+    items: Vec<PlanView>,
 }
 
 /// Creates or replaces a plan. Replacing keeps its creation time and archived state.
@@ -142,39 +125,21 @@ pub async fn put(
         body.allow_promotion_codes,
     )
     .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
-    let written = state.store.put_plan(&id, &spec, state.clock.now()).await?;
-    // What a plan grants changes what its subscribers hold.
-    state.access.cache().forget_all();
-    match written {
-        PlanWrite::Created(plan) => {
-            tracing::info!("plan created");
-            Ok(HttpResponse::Created().json(view(&state, plan).await?))
-        }
-        PlanWrite::Replaced(plan) => {
-            tracing::info!("plan replaced");
-            Ok(HttpResponse::Ok().json(view(&state, plan).await?))
-        }
-        PlanWrite::PriceTaken { price, plan } => Err(ApiError::conflict(
-            "price_in_use",
-            format!(
-                "price `{price}` already belongs to plan `{plan}`; a price belongs to one plan at most"
-            ),
-        )),
-    }
+    Ok(match state.plans().put(&id, &spec).await? {
+        Stored::Created(plan) => HttpResponse::Created().json(PlanView::from(plan)),
+        Stored::Replaced(plan) => HttpResponse::Ok().json(PlanView::from(plan)),
+    })
 }
 
 /// Every plan, archived ones marked.
 #[tracing::instrument(skip_all)]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let known = known_prices(&state, None).await?;
-    let items: Vec<PlanView> = state
-        .store
-        .list_plans()
-        .await?
+    let (plans, known) = state.plans().list().await?;
+    let items = plans
         .into_iter()
         .map(|plan| PlanView::new(plan, &known))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(PlanList { items }))
 }
 
 /// One plan, archived or not.
@@ -183,12 +148,8 @@ pub async fn get(
     state: web::Data<AppState>,
     plan_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = state
-        .store
-        .get_plan(&known_id(&plan_id)?)
-        .await?
-        .ok_or_else(|| not_found(&plan_id))?;
-    Ok(HttpResponse::Ok().json(view(&state, plan).await?))
+    let plan = state.plans().get(&plan_id).await?;
+    Ok(HttpResponse::Ok().json(PlanView::from(plan)))
 }
 
 /// Archives a plan: its subscribers keep what it grants, nobody new may buy it. Archiving an
@@ -198,12 +159,6 @@ pub async fn archive(
     state: web::Data<AppState>,
     plan_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = state
-        .store
-        .archive_plan(&known_id(&plan_id)?, state.clock.now())
-        .await?
-        .ok_or_else(|| not_found(&plan_id))?;
-    state.access.cache().forget_all();
-    tracing::info!("plan archived");
-    Ok(HttpResponse::Ok().json(view(&state, plan).await?))
+    let plan = state.plans().archive(&plan_id).await?;
+    Ok(HttpResponse::Ok().json(PlanView::from(plan)))
 }

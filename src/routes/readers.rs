@@ -2,27 +2,182 @@
 //! grants admins give them.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, TimeDelta, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
-use crate::domain::entitlements::{held, plan_of, plans_by_price};
-use crate::domain::{Entitlement, Grant, GrantId, MeterSubject, NewGrant, ReaderId, Standing};
-use crate::error::ApiError;
-use crate::routes::access::meter_view;
-use crate::routes::json::ApiJson;
-use crate::routes::rfc3339;
-use crate::startup::AppState;
+use crate::domain::time::rfc3339;
+use crate::domain::{
+    Entitlement, Grant, GrantId, Held, PlanId, ReaderId, Source, SourceKind, Standing,
+    StripePriceId, SubscriptionStatus,
+};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::json::ApiJson;
+use crate::http::paths::reader_id;
+use crate::http::state::AppState;
+use crate::http::views::MeterView;
+use crate::services::readers::{ReaderOverview, SubscriptionStanding};
 
-/// The reader id in a path: one that breaks the rule is refused before anything is read.
-pub(crate) fn reader_id(raw: &str) -> Result<ReaderId, ApiError> {
-    ReaderId::parse(raw).ok_or_else(|| {
-        ApiError::invalid(
-            "invalid_reader_id",
-            format!("a reader id has {}", ReaderId::RULE),
-        )
-    })
+/// A reader as staff see them.
+#[derive(Debug, Serialize)]
+struct ReaderView {
+    reader_id: ReaderId,
+    stripe_customer_id: Option<String>,
+    entitlements: Vec<HeldView>,
+    subscriptions: Vec<SubscriptionView>,
+    grants: Vec<GrantView>,
+    meter: MeterView,
+}
+
+impl From<ReaderOverview> for ReaderView {
+    fn from(overview: ReaderOverview) -> Self {
+        let now = overview.holdings.now;
+        let record = overview.holdings.record;
+        Self {
+            stripe_customer_id: record.current_customer().map(str::to_owned),
+            reader_id: overview.id,
+            entitlements: overview
+                .holdings
+                .held
+                .into_iter()
+                .map(HeldView::from)
+                .collect(),
+            subscriptions: overview
+                .subscriptions
+                .into_iter()
+                .map(SubscriptionView::from)
+                .collect(),
+            grants: record
+                .grants
+                .iter()
+                .map(|grant| GrantView::new(grant, now))
+                .collect(),
+            meter: MeterView::from(&overview.meter),
+        }
+    }
+}
+
+/// An entitlement a reader holds, and why.
+#[derive(Debug, Serialize)]
+struct HeldView {
+    name: Entitlement,
+    lapses_at: Option<String>,
+    sources: Vec<SourceView>,
+}
+
+impl From<Held> for HeldView {
+    fn from(held: Held) -> Self {
+        Self {
+            name: held.name,
+            lapses_at: held.lapses_at.map(rfc3339),
+            sources: held.sources.into_iter().map(SourceView::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SourceView {
+    kind: SourceKind,
+    id: String,
+    lapses_at: Option<String>,
+}
+
+impl From<Source> for SourceView {
+    fn from(source: Source) -> Self {
+        Self {
+            kind: source.kind,
+            id: source.id,
+            lapses_at: source.lapses_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SubscriptionView {
+    id: String,
+    customer_id: String,
+    status: SubscriptionStatus,
+    good_standing: bool,
+    lapses_at: Option<String>,
+    items: Vec<ItemView>,
+    current_period_start: Option<String>,
+    current_period_end: Option<String>,
+    cancel_at_period_end: bool,
+    cancel_at: Option<String>,
+    canceled_at: Option<String>,
+    ended_at: Option<String>,
+    trial_end: Option<String>,
+    past_due_since: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemView {
+    id: String,
+    price: StripePriceId,
+    quantity: i64,
+    plan_id: Option<PlanId>,
+}
+
+impl From<SubscriptionStanding> for SubscriptionView {
+    fn from(standing: SubscriptionStanding) -> Self {
+        let sub = standing.subscription;
+        let items = sub
+            .items
+            .into_iter()
+            .zip(standing.item_plans)
+            .map(|(item, plan_id)| ItemView {
+                id: item.id,
+                price: item.price,
+                quantity: item.quantity,
+                plan_id,
+            })
+            .collect();
+        Self {
+            id: sub.id,
+            customer_id: sub.customer_id,
+            status: sub.status,
+            good_standing: matches!(standing.standing, Standing::Good { .. }),
+            lapses_at: match standing.standing {
+                Standing::Good { until } => until.map(rfc3339),
+                Standing::Lapsed => None,
+            },
+            items,
+            current_period_start: sub.current_period_start.map(rfc3339),
+            current_period_end: sub.current_period_end.map(rfc3339),
+            cancel_at_period_end: sub.cancel_at_period_end,
+            cancel_at: sub.cancel_at.map(rfc3339),
+            canceled_at: sub.canceled_at.map(rfc3339),
+            ended_at: sub.ended_at.map(rfc3339),
+            trial_end: sub.trial_end.map(rfc3339),
+            past_due_since: sub.past_due_since.map(rfc3339),
+        }
+    }
+}
+
+/// A grant as the API shows it.
+#[derive(Debug, Serialize)]
+struct GrantView {
+    id: GrantId,
+    reader_id: ReaderId,
+    entitlements: Vec<Entitlement>,
+    expires_at: String,
+    reason: String,
+    active: bool,
+    created_at: String,
+}
+
+impl GrantView {
+    fn new(grant: &Grant, now: DateTime<Utc>) -> Self {
+        Self {
+            id: grant.id.clone(),
+            reader_id: grant.reader_id.clone(),
+            entitlements: grant.entitlements.clone(),
+            expires_at: rfc3339(grant.expires_at),
+            reason: grant.reason.clone(),
+            active: grant.is_active(now),
+            created_at: rfc3339(grant.created_at),
+        }
+    }
 }
 
 /// The reader's entitlements with their sources, subscriptions, grants and Stripe customer.
@@ -32,87 +187,8 @@ pub async fn get(
     raw_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = reader_id(&raw_id)?;
-    let record = state.store.reader(&id).await?;
-    let plans = state.store.list_plans().await?;
-    let now = state.clock.now();
-    let grace = TimeDelta::from_std(state.settings.past_due_grace).unwrap_or(TimeDelta::MAX);
-    let entitlements = held(&record.subscriptions, &plans, &record.grants, now, grace);
-    let by_price = plans_by_price(&plans);
-    let subscriptions: Vec<Value> = record
-        .subscriptions
-        .iter()
-        .map(|sub| {
-            let standing = sub.standing(now, grace);
-            let items: Vec<Value> = sub
-                .items
-                .iter()
-                .map(|item| {
-                    json!({
-                        "id": item.id,
-                        "price": item.price,
-                        "quantity": item.quantity,
-                        "plan_id": plan_of(&by_price, &item.price),
-                    })
-                })
-                .collect();
-            json!({
-                "id": sub.id,
-                "customer_id": sub.customer_id,
-                "status": sub.status,
-                "good_standing": matches!(standing, Standing::Good { .. }),
-                "lapses_at": match standing {
-                    Standing::Good { until } => until.map(rfc3339),
-                    Standing::Lapsed => None,
-                },
-                "items": items,
-                "current_period_start": sub.current_period_start.map(rfc3339),
-                "current_period_end": sub.current_period_end.map(rfc3339),
-                "cancel_at_period_end": sub.cancel_at_period_end,
-                "cancel_at": sub.cancel_at.map(rfc3339),
-                "canceled_at": sub.canceled_at.map(rfc3339),
-                "ended_at": sub.ended_at.map(rfc3339),
-                "trial_end": sub.trial_end.map(rfc3339),
-                "past_due_since": sub.past_due_since.map(rfc3339),
-            })
-        })
-        .collect();
-    let entitlements: Vec<Value> = entitlements
-        .into_iter()
-        .map(|e| {
-            let sources: Vec<Value> = e
-                .sources
-                .into_iter()
-                .map(|s| json!({ "kind": s.kind, "id": s.id, "lapses_at": s.lapses_at.map(rfc3339) }))
-                .collect();
-            json!({ "name": e.name, "lapses_at": e.lapses_at.map(rfc3339), "sources": sources })
-        })
-        .collect();
-    let grants: Vec<Value> = record.grants.iter().map(|g| grant_view(g, now)).collect();
-    let meter = state
-        .access
-        .meter(&MeterSubject::reader(id.clone()))
-        .await?;
-    let customer = record.current_customer();
-    Ok(HttpResponse::Ok().json(json!({
-        "reader_id": id,
-        "stripe_customer_id": customer,
-        "entitlements": entitlements,
-        "subscriptions": subscriptions,
-        "grants": grants,
-        "meter": meter_view(&meter),
-    })))
-}
-
-fn grant_view(grant: &Grant, now: DateTime<Utc>) -> Value {
-    json!({
-        "id": grant.id,
-        "reader_id": grant.reader_id,
-        "entitlements": grant.entitlements,
-        "expires_at": rfc3339(grant.expires_at),
-        "reason": grant.reason,
-        "active": grant.is_active(now),
-        "created_at": rfc3339(grant.created_at),
-    })
+    let overview = state.readers().overview(&id).await?;
+    Ok(HttpResponse::Ok().json(ReaderView::from(overview)))
 }
 
 /// `POST /v1/readers/{reader_id}/grants` body.
@@ -134,25 +210,22 @@ pub async fn create_grant(
 ) -> Result<HttpResponse, ApiError> {
     let id = reader_id(&raw_id)?;
     let ApiJson(body) = body;
-    let now = state.clock.now();
-    let grant = NewGrant::new(
-        id,
-        body.entitlements,
-        body.expires_at,
-        body.reason,
-        now,
-        Some(caller.0.id.as_str().to_owned()),
-    )
-    .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
-    let grant = state.store.insert_grant(&grant).await?;
-    state.access.cache().forget_reader(&grant.reader_id).await;
-    tracing::info!(grant_id = %grant.id, "grant created");
+    let readers = state.readers();
+    let grant = readers
+        .grant(
+            id,
+            body.entitlements,
+            body.expires_at,
+            body.reason,
+            caller.0.id.as_str(),
+        )
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
             format!("/v1/readers/{}/grants/{}", grant.reader_id, grant.id),
         ))
-        .json(grant_view(&grant, now)))
+        .json(GrantView::new(&grant, readers.now())))
 }
 
 /// Revokes a grant at once.
@@ -163,21 +236,6 @@ pub async fn revoke_grant(
 ) -> Result<HttpResponse, ApiError> {
     let (raw_reader, raw_grant) = path.into_inner();
     let reader = reader_id(&raw_reader)?;
-    let not_found = || {
-        ApiError::NotFound(format!(
-            "reader `{reader}` has no active grant `{raw_grant}`"
-        ))
-    };
-    let grant = GrantId::parse(&raw_grant).ok_or_else(not_found)?;
-    if state
-        .store
-        .revoke_grant(&reader, &grant, state.clock.now())
-        .await?
-    {
-        state.access.cache().forget_reader(&reader).await;
-        tracing::info!("grant revoked");
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(not_found())
-    }
+    state.readers().revoke_grant(&reader, &raw_grant).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -2,15 +2,15 @@
 
 use actix_web::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{NaiveDate, TimeDelta};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::error::ApiError;
-use crate::reports::Reports;
+use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::reports::mrr::MrrRow;
 use crate::reports::periods::{self, DateRange, Interval, InvalidRange};
+use crate::reports::revenue::RevenueRow;
 use crate::reports::table::to_csv;
-use crate::startup::AppState;
 
 /// The columns of each report's CSV, in order: the fields of its JSON rows.
 const REVENUE_COLUMNS: [&str; 10] = [
@@ -142,18 +142,10 @@ fn grouped(columns: &[&'static str], by_plan: bool) -> Vec<&'static str> {
         .collect()
 }
 
-fn reports(state: &AppState) -> Reports<'_> {
-    Reports {
-        store: state.store.as_ref(),
-        time_zone: state.settings.reporting_time_zone,
-        grace: TimeDelta::from_std(state.settings.past_due_grace).unwrap_or(TimeDelta::MAX),
-    }
-}
-
 /// The answer: the JSON `body`, or its `rows` as CSV named `filename`.
-fn answer<R: Serialize>(
+fn answer<B: Serialize, R: Serialize>(
     format: Format,
-    body: serde_json::Value,
+    body: &B,
     columns: &[&str],
     rows: &[R],
     filename: &str,
@@ -171,6 +163,36 @@ fn answer<R: Serialize>(
                 .body(csv))
         }
     }
+}
+
+/// The revenue report as JSON.
+#[derive(Debug, Serialize)]
+struct RevenueReport<'a> {
+    from: String,
+    to: String,
+    interval: &'static str,
+    group_by: &'a str,
+    time_zone: &'static str,
+    rows: &'a [RevenueRow],
+}
+
+/// The MRR report as JSON.
+#[derive(Debug, Serialize)]
+struct MrrReport<'a> {
+    from: String,
+    to: String,
+    group_by: &'a str,
+    time_zone: &'static str,
+    rows: &'a [MrrRow],
+    notes: Vec<String>,
+}
+
+/// The subscribers report as JSON.
+#[derive(Debug, Serialize)]
+struct SubscribersReport<'a> {
+    at: String,
+    time_zone: &'static str,
+    rows: &'a [SubscriberRow],
 }
 
 /// Revenue per day, ISO week or month, per currency (and plan).
@@ -198,18 +220,18 @@ pub async fn revenue(
     })?;
     let group_by = query.group_by.as_deref().unwrap_or("none");
     let plan = by_plan(Some(group_by), &["plan", "currency", "none"])?;
-    let rows = reports(&state).revenue(range, interval, plan).await?;
-    let body = json!({
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "interval": interval.as_str(),
-        "group_by": group_by,
-        "time_zone": state.settings.reporting_time_zone.name(),
-        "rows": rows,
-    });
+    let rows = state.reports().revenue(range, interval, plan).await?;
+    let body = RevenueReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        interval: interval.as_str(),
+        group_by,
+        time_zone: state.settings.billing().reporting_time_zone.name(),
+        rows: &rows,
+    };
     answer(
         format,
-        body,
+        &body,
         &grouped(&REVENUE_COLUMNS, plan),
         &rows,
         &format!("revenue-{from}-{to}.csv"),
@@ -230,9 +252,9 @@ pub async fn mrr(
         periods::parse_month("to", required("to", query.to.as_ref())?).map_err(range_problem)?;
     let group_by = query.group_by.as_deref().unwrap_or("none");
     let plan = by_plan(Some(group_by), &["plan", "none"])?;
-    let months =
-        periods::months(from, to, state.settings.reporting_time_zone).map_err(range_problem)?;
-    let (rows, gaps) = reports(&state).mrr(&months, plan).await?;
+    let months = periods::months(from, to, state.settings.billing().reporting_time_zone)
+        .map_err(range_problem)?;
+    let (rows, gaps) = state.reports().mrr(&months, plan).await?;
     let notes: Vec<String> = gaps
         .unknown_prices
         .iter()
@@ -244,17 +266,17 @@ pub async fn mrr(
         })
         .collect();
     let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
-    let body = json!({
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "group_by": group_by,
-        "time_zone": state.settings.reporting_time_zone.name(),
-        "rows": rows,
-        "notes": notes,
-    });
+    let body = MrrReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        group_by,
+        time_zone: state.settings.billing().reporting_time_zone.name(),
+        rows: &rows,
+        notes,
+    };
     answer(
         format,
-        body,
+        &body,
         &grouped(&MRR_COLUMNS, plan),
         &rows,
         &format!("mrr-{from}-{to}.csv"),
@@ -279,7 +301,8 @@ pub async fn subscribers(
     let format = format(&req, query.format.as_deref())?;
     let at: NaiveDate =
         periods::parse_date("at", required("at", query.at.as_ref())?).map_err(range_problem)?;
-    let rows: Vec<SubscriberRow> = reports(&state)
+    let rows: Vec<SubscriberRow> = state
+        .reports()
         .subscribers(at)
         .await?
         .into_iter()
@@ -289,14 +312,14 @@ pub async fn subscribers(
             subscriptions,
         })
         .collect();
-    let body = json!({
-        "at": at.to_string(),
-        "time_zone": state.settings.reporting_time_zone.name(),
-        "rows": rows,
-    });
+    let body = SubscribersReport {
+        at: at.to_string(),
+        time_zone: state.settings.billing().reporting_time_zone.name(),
+        rows: &rows,
+    };
     answer(
         format,
-        body,
+        &body,
         &SUBSCRIBER_COLUMNS,
         &rows,
         &format!("subscribers-{at}.csv"),

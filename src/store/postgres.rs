@@ -8,9 +8,14 @@ use sqlx::postgres::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Pool, Postgres};
 
-use super::sql::{Dialect, SqlStore};
-use super::{Backend, OpenError, StoreError, Unlock, UnlockRequest, connections, meter};
-use crate::config::Settings;
+use super::columns::instant;
+use super::connections;
+use super::dialect::{Backend, Dialect, SqlStore};
+use super::error::OpenError;
+use super::error::StoreError;
+use super::meter::{MeterDialect, Unlock, UnlockOutcome, UnlockRequest, lock_key};
+use crate::config::views::DatabaseSettings;
+use crate::domain::Usage;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -19,7 +24,6 @@ const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
-    const LOCK_SUBJECT: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
     // Two int4 keys, a key space apart from the meter subjects' single bigint keys: 'tg' and 1.
     const LOCK_MIRROR: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(29799, 1)");
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -32,25 +36,31 @@ impl Dialect for Postgres {
         // The migrator takes an advisory lock, so instances starting together migrate once.
         Box::pin(MIGRATOR.run(pool))
     }
+}
 
+impl MeterDialect for Postgres {
+    const LOCK_SUBJECT: Option<&'static str> = Some("SELECT pg_advisory_xact_lock($1)");
     const UNLOCKS_IN_ONE_STATEMENT: bool = true;
 
     fn unlock_batch<'a>(
         conn: &'a mut PgConnection,
         requests: &'a [UnlockRequest],
     ) -> BoxFuture<'a, Result<Vec<Unlock>, StoreError>> {
-        Box::pin(meter::unlock_in_one_statement(conn, requests))
+        Box::pin(unlock_in_one_statement(conn, requests))
     }
 }
 
 /// Connects to the PostgreSQL database at `url`.
-pub(super) async fn open(url: &str, settings: &Settings) -> Result<SqlStore<Postgres>, OpenError> {
+pub(super) async fn open(
+    url: &str,
+    settings: &DatabaseSettings<'_>,
+) -> Result<SqlStore<Postgres>, OpenError> {
     let options = PgConnectOptions::from_str(url)
         .map_err(OpenError::Connect)?
         .application_name("tollgate");
     let pool = PgPoolOptions::new()
-        .max_connections(settings.database_max_connections.max(1))
-        .acquire_timeout(settings.database_acquire_timeout)
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
         // sqlx checks every connection before use by default, a round trip more for each query.
         // Only those that sat idle are checked, and every one for a while after a connection
         // failed (the database restarted, the network was cut), when others may be broken too.
@@ -69,4 +79,68 @@ pub(super) async fn open(url: &str, settings: &Settings) -> Result<SqlStore<Post
         .await
         .map_err(OpenError::Connect)?;
     Ok(SqlStore::new(pool, Vec::new()))
+}
+
+/// A batch of unlocks on PostgreSQL in one round trip: the migrations' `tollgate_unlock` function takes
+/// each subject's lock, counts and inserts, item by item, in the statement's own transaction.
+async fn unlock_in_one_statement(
+    conn: &mut sqlx::PgConnection,
+    requests: &[UnlockRequest],
+) -> Result<Vec<Unlock>, StoreError> {
+    let mut order: Vec<(i64, usize)> = requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (lock_key(&r.subject), i))
+        .collect();
+    order.sort_unstable();
+    let ordered: Vec<&UnlockRequest> = order.iter().map(|&(_, i)| &requests[i]).collect();
+    let texts = |f: fn(&UnlockRequest) -> &str| -> Vec<String> {
+        ordered.iter().map(|r| f(r).to_owned()).collect()
+    };
+    let numbers =
+        |f: fn(&UnlockRequest) -> i64| -> Vec<i64> { ordered.iter().map(|r| f(r)).collect() };
+    let rows: Vec<(i32, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT item, outcome, used, oldest FROM tollgate_unlock($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(order.iter().map(|&(key, _)| key).collect::<Vec<i64>>())
+    .bind(texts(|r| r.subject.audience.as_str()))
+    .bind(texts(|r| r.subject.id.as_str()))
+    .bind(texts(|r| r.article.as_str()))
+    .bind(numbers(|r| r.window.counts_from.timestamp_millis()))
+    .bind(numbers(|r| r.window.now.timestamp_millis()))
+    .bind(numbers(|r| i64::from(r.limit)))
+    .fetch_all(conn)
+    .await?;
+    let mut answers: Vec<Option<Unlock>> = vec![None; requests.len()];
+    for (item, outcome, used, oldest) in rows {
+        let position = usize::try_from(item - 1)
+            .ok()
+            .and_then(|p| order.get(p))
+            .map(|&(_, i)| i)
+            .ok_or_else(|| {
+                StoreError::other(anyhow::anyhow!("tollgate_unlock named item {item}"))
+            })?;
+        let outcome = match outcome.as_str() {
+            "unlocked" => UnlockOutcome::Unlocked,
+            "already_unlocked" => UnlockOutcome::AlreadyUnlocked,
+            "exhausted" => UnlockOutcome::Exhausted,
+            other => {
+                return Err(StoreError::other(anyhow::anyhow!(
+                    "tollgate_unlock answered {other:?}"
+                )));
+            }
+        };
+        answers[position] = Some(Unlock {
+            outcome,
+            usage: Usage {
+                used: u32::try_from(used).map_err(StoreError::other)?,
+                oldest: oldest.map(instant).transpose()?,
+                has_article: outcome != UnlockOutcome::Exhausted,
+            },
+        });
+    }
+    answers
+        .into_iter()
+        .map(|a| a.ok_or_else(|| StoreError::other(anyhow::anyhow!("an unlock went unanswered"))))
+        .collect()
 }

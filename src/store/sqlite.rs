@@ -8,9 +8,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Pool, Sqlite};
 use tokio::task::JoinHandle;
 
-use super::sql::{Dialect, SqlStore};
-use super::{Backend, OpenError};
-use crate::config::Settings;
+use super::dialect::{Backend, Dialect, SqlStore};
+use super::error::OpenError;
+use super::meter::MeterDialect;
+use crate::config::views::DatabaseSettings;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -19,7 +20,6 @@ const JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
-    const LOCK_SUBJECT: Option<&'static str> = None;
     const LOCK_MIRROR: Option<&'static str> = None;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
@@ -32,8 +32,15 @@ impl Dialect for Sqlite {
     }
 }
 
+impl MeterDialect for Sqlite {
+    const LOCK_SUBJECT: Option<&'static str> = None;
+}
+
 /// Opens (creating if need be) the SQLite database at `url`.
-pub(super) async fn open(url: &str, settings: &Settings) -> Result<SqlStore<Sqlite>, OpenError> {
+pub(super) async fn open(
+    url: &str,
+    settings: &DatabaseSettings<'_>,
+) -> Result<SqlStore<Sqlite>, OpenError> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)
         .map_err(OpenError::Connect)?
@@ -48,14 +55,14 @@ pub(super) async fn open(url: &str, settings: &Settings) -> Result<SqlStore<Sqli
     let max_connections = if in_memory {
         1
     } else {
-        settings.database_max_connections.max(1)
+        settings.max_connections
     };
     let pool = SqlitePoolOptions::new()
         .max_connections(max_connections)
         .min_connections(u32::from(in_memory))
         .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
         .max_lifetime(None)
-        .acquire_timeout(settings.database_acquire_timeout)
+        .acquire_timeout(settings.acquire_timeout)
         // A connection to a file cannot drop the way one over a network can, and checking it
         // costs a trip to its worker thread for every query.
         .test_before_acquire(false)

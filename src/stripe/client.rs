@@ -174,16 +174,7 @@ impl StripeClient {
         api_base: &url::Url,
         timeout: Duration,
     ) -> Result<Self, StripeError> {
-        if !matches!(api_base.scheme(), "https" | "http") || api_base.cannot_be_a_base() {
-            return Err(StripeError::Config(format!(
-                "the Stripe API base must be an http(s) URL, not {api_base}"
-            )));
-        }
-        if api_base.query().is_some() || api_base.fragment().is_some() {
-            return Err(StripeError::Config(
-                "the Stripe API base must have no query or fragment".into(),
-            ));
-        }
+        crate::config::check_stripe_api_base(api_base).map_err(StripeError::Config)?;
         if timeout.is_zero() {
             return Err(StripeError::Config(
                 "the Stripe request timeout must be positive".into(),

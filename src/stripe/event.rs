@@ -4,16 +4,18 @@
 
 use serde_json::Value;
 
-/// Longest event id or type accepted; Stripe's are far shorter.
+use crate::domain::{EventType, StripeEventId};
+
+/// Longest API version accepted, in characters; Stripe's are far shorter.
 const MAX_LEN: usize = 255;
 
 /// The fields of an event that every type has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// `evt_...`.
-    pub id: String,
+    pub id: StripeEventId,
     /// Such as `customer.subscription.updated`.
-    pub kind: String,
+    pub kind: EventType,
     /// Unix seconds; 0 when absent or not an integer.
     pub created: i64,
     /// Whether the event comes from live mode; false when absent.
@@ -30,7 +32,8 @@ pub enum EnvelopeError {
     NotJson,
     /// The body is JSON but not an object with a string `id` and `type`.
     #[error(
-        "the body is not a Stripe event: it needs a string `id` and `type` of 1 to {MAX_LEN} characters, none of them a control character"
+        "the body is not a Stripe event: it needs a string `id` and `type` of {}",
+        StripeEventId::RULE
     )]
     NotAnEvent,
 }
@@ -43,11 +46,20 @@ impl Envelope {
             value
                 .get(key)
                 .and_then(Value::as_str)
-                .filter(|s| !s.is_empty() && s.len() <= MAX_LEN && !s.chars().any(char::is_control))
+                .filter(|s| {
+                    !s.is_empty()
+                        && s.chars().count() <= MAX_LEN
+                        && !s.chars().any(char::is_control)
+                })
                 .map(str::to_owned)
         };
-        let id = text("id").ok_or(EnvelopeError::NotAnEvent)?;
-        let kind = text("type").ok_or(EnvelopeError::NotAnEvent)?;
+        let field = |key: &str| value.get(key).and_then(Value::as_str);
+        let id = field("id")
+            .and_then(StripeEventId::parse)
+            .ok_or(EnvelopeError::NotAnEvent)?;
+        let kind = field("type")
+            .and_then(EventType::parse)
+            .ok_or(EnvelopeError::NotAnEvent)?;
         Ok(Self {
             id,
             kind,
@@ -74,8 +86,8 @@ mod tests {
         assert_eq!(
             Envelope::parse(body),
             Ok(Envelope {
-                id: "evt_1".into(),
-                kind: "invoice.paid".into(),
+                id: StripeEventId::from_stored("evt_1".into()),
+                kind: EventType::from_stored("invoice.paid".into()),
                 created: 1_763_000_000,
                 livemode: false,
                 api_version: Some("2025-09-30.clover".into()),

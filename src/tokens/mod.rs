@@ -8,6 +8,7 @@
 
 pub mod keys;
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub use keys::{KeyError, SigningKey, algorithm_name};
 
 /// How often an instance reloads the key set, so a rotation made elsewhere reaches it.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+const REFRESH_DELTA: TimeDelta = TimeDelta::seconds(REFRESH_INTERVAL.as_secs() as i64);
 
 /// Clock differences between tollgate and the sites that verify its tokens.
 const CLOCK_LEEWAY: TimeDelta = TimeDelta::seconds(60);
@@ -153,19 +155,16 @@ impl Tokens {
         clock: Arc<dyn Clock>,
         settings: &Settings,
     ) -> Result<Self, TokenError> {
-        let ttl = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
-        let from_files = !settings.signing_key_files.is_empty();
+        let settings = settings.tokens();
+        let from_files = !settings.key_files.is_empty();
         let keys = if from_files {
-            file_key_set(settings)?
+            file_key_set(settings.key_files)?
         } else {
             db_key_set(
                 store.as_ref(),
                 clock.now(),
-                settings.signing_algorithm,
-                publish_window(
-                    ttl(settings.entitlement_token_ttl),
-                    ttl(settings.article_token_ttl),
-                ),
+                settings.algorithm,
+                publish_window(settings.entitlement_ttl, settings.article_ttl),
             )
             .await?
         };
@@ -173,11 +172,11 @@ impl Tokens {
             inner: Arc::new(Inner {
                 store,
                 clock,
-                issuer: settings.token_issuer.clone(),
-                audience: settings.token_audience.clone(),
-                entitlement_ttl: ttl(settings.entitlement_token_ttl),
-                article_ttl: ttl(settings.article_token_ttl),
-                algorithm: settings.signing_algorithm,
+                issuer: settings.issuer.to_owned(),
+                audience: settings.audience.to_owned(),
+                entitlement_ttl: settings.entitlement_ttl,
+                article_ttl: settings.article_ttl,
+                algorithm: settings.algorithm,
                 from_files,
                 keys: RwLock::new(Arc::new(keys)),
             }),
@@ -341,8 +340,7 @@ impl Tokens {
 /// How long a retired key stays published: the longest token lifetime, plus the time other
 /// instances may go on signing with it before they reload, plus clock leeway.
 fn publish_window(entitlement_ttl: TimeDelta, article_ttl: TimeDelta) -> TimeDelta {
-    let refresh = TimeDelta::from_std(REFRESH_INTERVAL).unwrap_or(TimeDelta::MAX);
-    entitlement_ttl.max(article_ttl) + refresh + CLOCK_LEEWAY
+    entitlement_ttl.max(article_ttl) + REFRESH_DELTA + CLOCK_LEEWAY
 }
 
 /// Makes a new signing key current in the store; the new key's id and the retired one's.
@@ -369,9 +367,9 @@ fn jwks(jwks: Vec<Jwk>) -> bytes::Bytes {
         .unwrap_or_default()
 }
 
-fn file_key_set(settings: &Settings) -> Result<KeySet, TokenError> {
+fn file_key_set(files: &[PathBuf]) -> Result<KeySet, TokenError> {
     let mut keys = Vec::new();
-    for path in &settings.signing_key_files {
+    for path in files {
         let pem = std::fs::read_to_string(path).map_err(|source| TokenError::File {
             path: path.display().to_string(),
             source,

@@ -2,8 +2,8 @@
 //! The routes come from the table the application is wired from, so a new route is checked
 //! the moment it exists.
 
-use tollgate::auth::Access;
 use tollgate::domain::Role;
+use tollgate::http::auth::Access;
 
 use crate::helpers::{TestApp, spawn_app};
 

@@ -10,10 +10,10 @@ use secrecy::ExposeSecret;
 use sqlx::{Connection, Executor};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tollgate::auth::issue_key;
 use tollgate::clock::{Clock, ManualClock};
 use tollgate::config::Settings;
 use tollgate::domain::{KeyName, Role};
+use tollgate::services::keys::issue_key;
 use tollgate::startup::Application;
 use tollgate::store::Store;
 

@@ -1,3 +1,4 @@
+// long file: one property per hostile input kind, sharing generators and one app each
 //! Hostile input, generated: arbitrary ids in paths, arbitrary query parameters and arbitrary plan
 //! bodies, many cases against one app per property. Whatever arrives, the answer is a success or a
 //! 4xx problem document with a code the route is known to give, never a 5xx, and a refused

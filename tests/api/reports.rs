@@ -1,3 +1,4 @@
+// long file: one six-month scenario and the hand-computed tables every test here reads
 //! Finance reports over six months of a small publisher, built only through the signed webhook
 //! endpoint from real-shaped Stripe events, delivered newest first (and some twice), with the
 //! expected tables computed by hand below.

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Connection;
-use tollgate::auth::issue_key;
 use tollgate::clock::SystemClock;
 use tollgate::config::Settings;
 use tollgate::domain::{KeyName, Role};
+use tollgate::services::keys::issue_key;
 use tollgate::startup::Application;
 
 #[tokio::test]

@@ -9,10 +9,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::task::JoinHandle;
 
-use crate::access::EntitlementCache;
 use crate::clock::Clock;
-use crate::domain::EventStatus;
-use crate::store::{ApplyOutcome, EventFailure, Store, StoreError};
+use crate::domain::{EventStatus, EventType, StripeEventId};
+use crate::services::access::EntitlementCache;
+use crate::store::{ApplyOutcome, EventFailure, Store, StoreError, StoredEvent};
 use crate::stripe::objects;
 
 /// Longest wait between two automatic attempts at one event.
@@ -141,6 +141,13 @@ impl Mirror {
         }
     }
 
+    /// Empties the entitlement cache: the mirror changed outside an event (a reconcile).
+    pub fn forget_cached(&self) {
+        if let Some(cache) = &self.cache {
+            cache.forget_all();
+        }
+    }
+
     /// The retry policy.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry
@@ -149,7 +156,7 @@ impl Mirror {
     /// Applies the stored event `id` and then every event that was waiting for a customer it
     /// linked to a reader. Errors are those of the database: the event stays as it was, and the
     /// retry task comes back to it.
-    pub async fn apply(&self, id: &str) -> Result<Applied, StoreError> {
+    pub async fn apply(&self, id: &StripeEventId) -> Result<Applied, StoreError> {
         let first = self.apply_one(id).await?;
         let mut linked = first.1;
         while let Some(customer) = linked.pop() {
@@ -162,7 +169,7 @@ impl Mirror {
     }
 
     /// Applies one event; also returns the customers it linked to readers.
-    async fn apply_one(&self, id: &str) -> Result<(Applied, Vec<String>), StoreError> {
+    async fn apply_one(&self, id: &StripeEventId) -> Result<(Applied, Vec<String>), StoreError> {
         let Some(event) = self.store.stored_event(id).await? else {
             return Ok((Applied::NotPending, Vec::new()));
         };
@@ -172,7 +179,9 @@ impl Mirror {
         let now = self.clock.now();
         let parsed = serde_json::from_str::<serde_json::Value>(&event.body)
             .map_err(|e| e.to_string())
-            .and_then(|body| objects::changes(&event.kind, &body).map_err(|e| e.to_string()));
+            .and_then(|body| {
+                objects::changes(event.kind.as_str(), &body).map_err(|e| e.to_string())
+            });
         let changes = match parsed {
             Ok(changes) => changes,
             Err(error) => {
@@ -181,7 +190,7 @@ impl Mirror {
                     waiting_for: None,
                     next_attempt_at: self.next_attempt(&event, now),
                 };
-                return self.failed(&event.id, &event.kind, failure, now).await;
+                return self.failed(&event.id, &event.kind, failure).await;
             }
         };
         match self.store.apply_event(&event.id, &changes, now).await? {
@@ -213,26 +222,21 @@ impl Mirror {
                     next_attempt_at: self.next_attempt(&event, now),
                     waiting_for: Some(customer_id),
                 };
-                self.failed(&event.id, &event.kind, failure, now).await
+                self.failed(&event.id, &event.kind, failure).await
             }
         }
     }
 
-    fn next_attempt(
-        &self,
-        event: &crate::store::StoredEvent,
-        now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
+    fn next_attempt(&self, event: &StoredEvent, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.retry
             .next_attempt(event.attempts + 1, event.received_at, now)
     }
 
     async fn failed(
         &self,
-        id: &str,
-        kind: &str,
+        id: &StripeEventId,
+        kind: &EventType,
         failure: EventFailure,
-        now: DateTime<Utc>,
     ) -> Result<(Applied, Vec<String>), StoreError> {
         self.count(
             kind,
@@ -243,14 +247,14 @@ impl Mirror {
             },
         );
         tracing::warn!(event_id = %id, event_type = %kind, error = %failure.error, next_attempt_at = ?failure.next_attempt_at, "Stripe event not applied");
-        self.store.fail_event(id, &failure, now).await?;
+        self.store.fail_event(id, &failure).await?;
         Ok((Applied::Failed(failure.error), Vec::new()))
     }
 
-    fn count(&self, kind: &str, outcome: &str) {
+    fn count(&self, kind: &EventType, outcome: &str) {
         // Only types tollgate applies become label values, so their number stays bounded.
-        let kind = if objects::is_applied(kind) {
-            kind
+        let kind = if objects::is_applied(kind.as_str()) {
+            kind.as_str()
         } else {
             "other"
         };

@@ -12,7 +12,16 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::domain::{Audience, Entitlement, MeterPolicy, Origin, Period};
+use crate::domain::{Entitlement, Origin, Period};
+
+mod urls;
+mod validate;
+pub mod views;
+
+pub use urls::{Backend, check_stripe_api_base};
+
+/// The longest any duration setting may be: 100 years of 365.25 days, as `100y` reads.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -215,21 +224,6 @@ pub enum SigningAlgorithm {
     Es256,
 }
 
-impl Settings {
-    /// The meter rule of an audience.
-    pub fn meter_policy(&self, audience: Audience) -> MeterPolicy {
-        let (limit, period) = match audience {
-            Audience::Registered => (self.meter_registered_limit, self.meter_registered_period),
-            Audience::Anonymous => (self.meter_anonymous_limit, self.meter_anonymous_period),
-        };
-        MeterPolicy {
-            limit,
-            period,
-            time_zone: self.meter_time_zone,
-        }
-    }
-}
-
 /// Values given on the command line; they win over every other source.
 #[derive(Debug, Default)]
 pub struct Overrides {
@@ -248,10 +242,13 @@ pub enum ConfigError {
     /// A source holds a value of the wrong shape, or an unknown key.
     #[error("invalid configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    /// Values of the right shape that tollgate cannot run with, each naming its key.
+    #[error("invalid configuration: {}", .0.join("; "))]
+    Rejected(Vec<String>),
 }
 
 impl Settings {
-    /// Loads the settings from every source, most specific last.
+    /// Loads the settings from every source, most specific last, and validates them.
     pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
         let mut figment = Figment::new();
         if let Some(path) = config_file {
@@ -269,9 +266,11 @@ impl Settings {
         if let Some(url) = overrides.database_url {
             figment = figment.merge(("database_url", url));
         }
-        figment
+        let settings: Self = figment
             .extract()
-            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// The settings as TOML, secrets redacted: what `tollgate config` prints and start-up logs.
@@ -385,193 +384,4 @@ fn serialize_redacted_url<S: Serializer>(
 }
 
 #[cfg(test)]
-// figment's `Jail` closures must return its own (large) error type.
-#[allow(clippy::result_large_err)]
-mod tests {
-    use super::*;
-    use figment::Jail;
-
-    #[test]
-    fn with_no_configuration_the_defaults_hold() {
-        Jail::expect_with(|_jail| {
-            let settings = Settings::load(None, Overrides::default()).unwrap();
-            assert_eq!(settings.bind, "127.0.0.1:8080");
-            assert_eq!(
-                settings.database_url.expose_secret(),
-                "sqlite://tollgate.db"
-            );
-            assert_eq!(settings.body_limit, 65536);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn the_file_overrides_defaults_env_overrides_the_file_and_flags_override_env() {
-        Jail::expect_with(|jail| {
-            jail.create_file(
-                "tollgate.toml",
-                r#"
-                bind = "127.0.0.1:9000"
-                body_limit = 1024
-                shutdown_timeout = "15m"
-                log_format = "json"
-                "#,
-            )?;
-            jail.set_env("TOLLGATE_BODY_LIMIT", "2048");
-            jail.set_env("DATABASE_URL", "postgres://generic/db");
-            let settings =
-                Settings::load(Some(Path::new("tollgate.toml")), Overrides::default()).unwrap();
-            assert_eq!(settings.bind, "127.0.0.1:9000");
-            assert_eq!(settings.body_limit, 2048);
-            assert_eq!(settings.shutdown_timeout, Duration::from_secs(15 * 60));
-            assert_eq!(settings.log_format, LogFormat::Json);
-            assert_eq!(
-                settings.database_url.expose_secret(),
-                "postgres://generic/db"
-            );
-
-            jail.set_env("TOLLGATE_DATABASE_URL", "postgres://specific/db");
-            let overrides = Overrides {
-                bind: Some("127.0.0.1:0".into()),
-                database_url: None,
-            };
-            let settings = Settings::load(Some(Path::new("tollgate.toml")), overrides).unwrap();
-            assert_eq!(settings.bind, "127.0.0.1:0");
-            assert_eq!(
-                settings.database_url.expose_secret(),
-                "postgres://specific/db"
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn durations_read_the_same_syntax_everywhere() {
-        Jail::expect_with(|jail| {
-            jail.set_env("TOLLGATE_READINESS_TIMEOUT", "1500ms");
-            jail.set_env("TOLLGATE_SQLITE_CHECKPOINT_INTERVAL", "7d");
-            let settings = Settings::load(None, Overrides::default()).unwrap();
-            assert_eq!(settings.readiness_timeout, Duration::from_millis(1500));
-            assert_eq!(
-                settings.sqlite_checkpoint_interval,
-                Duration::from_secs(7 * 86400)
-            );
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn a_typo_in_a_key_or_a_missing_file_is_an_error_not_a_silent_default() {
-        Jail::expect_with(|jail| {
-            jail.create_file("typo.toml", "bnid = \"0.0.0.0:1\"")?;
-            assert!(Settings::load(Some(Path::new("typo.toml")), Overrides::default()).is_err());
-            assert!(matches!(
-                Settings::load(Some(Path::new("absent.toml")), Overrides::default()),
-                Err(ConfigError::MissingFile(_))
-            ));
-            jail.set_env("TOLLGATE_BODY_LIMIT", "lots");
-            assert!(Settings::load(None, Overrides::default()).is_err());
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn webhook_secrets_come_as_a_comma_separated_variable_or_a_toml_array_and_are_never_shown() {
-        Jail::expect_with(|jail| {
-            jail.set_env(
-                "TOLLGATE_STRIPE_WEBHOOK_SECRETS",
-                "whsec_new-one, whsec_old-one",
-            );
-            let settings = Settings::load(None, Overrides::default()).unwrap();
-            let secrets: Vec<&str> = settings
-                .stripe_webhook_secrets
-                .iter()
-                .map(|s| s.expose_secret())
-                .collect();
-            assert_eq!(secrets, ["whsec_new-one", "whsec_old-one"]);
-            let shown = format!("{}\n{:?}", settings.to_redacted_toml(), settings);
-            assert!(!shown.contains("whsec_"), "{shown}");
-            assert!(
-                shown.contains(r#"stripe_webhook_secrets = ["REDACTED", "REDACTED"]"#),
-                "{shown}"
-            );
-
-            jail.clear_env();
-            jail.create_file("t.toml", r#"stripe_webhook_secrets = ["whsec_a"]"#)?;
-            let settings = Settings::load(Some(Path::new("t.toml")), Overrides::default()).unwrap();
-            assert_eq!(settings.stripe_webhook_secrets.len(), 1);
-            assert_eq!(settings.stripe_webhook_tolerance, Duration::from_secs(300));
-            assert!(!settings.stripe_livemode);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn the_meter_policy_and_token_settings_read_from_the_environment() {
-        Jail::expect_with(|jail| {
-            let settings = Settings::load(None, Overrides::default()).unwrap();
-            let registered = settings.meter_policy(Audience::Registered);
-            assert_eq!(
-                (registered.limit, registered.period),
-                (3, Period::CalendarMonth)
-            );
-            assert_eq!(settings.meter_policy(Audience::Anonymous).limit, 0);
-            assert_eq!(settings.meter_time_zone, Tz::UTC);
-            assert_eq!(settings.signing_algorithm, SigningAlgorithm::EdDsa);
-
-            jail.set_env("TOLLGATE_METER_REGISTERED_LIMIT", "5");
-            jail.set_env("TOLLGATE_METER_REGISTERED_PERIOD", "rolling_days:30");
-            jail.set_env("TOLLGATE_METER_TIME_ZONE", "Europe/Berlin");
-            jail.set_env("TOLLGATE_METERABLE_ENTITLEMENTS", "articles, reports");
-            jail.set_env("TOLLGATE_SIGNING_ALGORITHM", "ES256");
-            jail.set_env("TOLLGATE_ARTICLE_TOKEN_TTL", "2m");
-            let settings = Settings::load(None, Overrides::default()).unwrap();
-            let registered = settings.meter_policy(Audience::Registered);
-            assert_eq!(
-                (registered.limit, registered.period),
-                (5, Period::RollingDays(30))
-            );
-            assert_eq!(registered.time_zone, chrono_tz::Europe::Berlin);
-            let meterable: Vec<&str> = settings
-                .meterable_entitlements
-                .iter()
-                .map(Entitlement::as_str)
-                .collect();
-            assert_eq!(meterable, ["articles", "reports"]);
-            assert_eq!(settings.signing_algorithm, SigningAlgorithm::Es256);
-            assert_eq!(settings.article_token_ttl, Duration::from_secs(120));
-
-            for (key, bad) in [
-                ("TOLLGATE_METER_TIME_ZONE", "Mars/Olympus"),
-                ("TOLLGATE_METER_REGISTERED_PERIOD", "monthly"),
-                ("TOLLGATE_METERABLE_ENTITLEMENTS", "Not Valid"),
-                ("TOLLGATE_SIGNING_ALGORITHM", "HS256"),
-            ] {
-                jail.set_env(key, bad);
-                assert!(
-                    Settings::load(None, Overrides::default()).is_err(),
-                    "{key}={bad}"
-                );
-                jail.clear_env();
-            }
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn printed_and_debugged_settings_never_show_the_database_password() {
-        Jail::expect_with(|jail| {
-            jail.set_env(
-                "DATABASE_URL",
-                "postgres://tollgate:s3cr3t-pw@db.example:5432/tollgate?sslpassword=k3y-pw&sslmode=require",
-            );
-            let settings = Settings::load(None, Overrides::default()).unwrap();
-            let shown = format!("{}\n{:?}", settings.to_redacted_toml(), settings);
-            assert!(!shown.contains("s3cr3t-pw"), "{shown}");
-            assert!(!shown.contains("k3y-pw"), "{shown}");
-            assert!(shown.contains("db.example:5432"), "{shown}");
-            assert!(shown.contains("sslmode=require"), "{shown}");
-            Ok(())
-        });
-    }
-}
+mod tests;

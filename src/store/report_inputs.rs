@@ -3,16 +3,50 @@
 
 use std::collections::HashMap;
 
-use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
+use async_trait::async_trait;
+use sqlx::FromRow;
+use tollgate_macros::sql_bounds;
 
-use super::StoreError;
-use super::sql::{Dialect, SqlStore};
-use crate::domain::{StripePriceId, SubscriptionStatus};
-use crate::reports::mrr::{History, PaidInvoice, Snapshot};
-use crate::reports::revenue::{InvoiceDay, RefundDay};
+use super::dialect::{Dialect, SqlStore};
+use super::error::StoreError;
+use crate::domain::{
+    History, InvoiceDay, PaidInvoice, RefundDay, Snapshot, StripePriceId, SubscriptionStatus,
+};
+
+/// What finance reports read.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per local day (days
+    /// since 1970-01-01 at UTC offset `offset` seconds), currency and main price.
+    async fn invoice_days(
+        &self,
+        from: i64,
+        to: i64,
+        offset: i64,
+    ) -> Result<Vec<InvoiceDay>, StoreError>;
+
+    /// Refunds created in `from..to` (Unix seconds) that did not fail, summed per local day,
+    /// currency and their invoice's main price.
+    async fn refund_days(
+        &self,
+        from: i64,
+        to: i64,
+        offset: i64,
+    ) -> Result<Vec<RefundDay>, StoreError>;
+
+    /// Every subscription's history before `before` (Unix seconds), snapshots oldest first.
+    async fn subscription_histories(&self, before: i64) -> Result<Vec<History>, StoreError>;
+
+    /// The invoices paid before `before` of each subscription that ever had a discounted one,
+    /// oldest first.
+    async fn discounted_invoices(
+        &self,
+        before: i64,
+    ) -> Result<HashMap<String, Vec<PaidInvoice>>, StoreError>;
+}
 
 #[derive(FromRow)]
-pub(super) struct InvoiceSlotRow {
+struct InvoiceSlotRow {
     day: i64,
     currency: String,
     price_id: Option<String>,
@@ -22,7 +56,7 @@ pub(super) struct InvoiceSlotRow {
 }
 
 #[derive(FromRow)]
-pub(super) struct RefundSlotRow {
+struct RefundSlotRow {
     day: i64,
     currency: String,
     price_id: Option<String>,
@@ -31,7 +65,7 @@ pub(super) struct RefundSlotRow {
 }
 
 #[derive(FromRow)]
-pub(super) struct HistoryRow {
+struct HistoryRow {
     subscription_id: String,
     customer_id: String,
     version_created: i64,
@@ -40,7 +74,7 @@ pub(super) struct HistoryRow {
 }
 
 #[derive(FromRow)]
-pub(super) struct PaidInvoiceRow {
+struct PaidInvoiceRow {
     subscription_id: String,
     paid_at: i64,
     subtotal: i64,
@@ -54,20 +88,10 @@ struct StoredItem {
     quantity: i64,
 }
 
-impl<DB> SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> InvoiceSlotRow: FromRow<'r, DB::Row>,
-    for<'r> RefundSlotRow: FromRow<'r, DB::Row>,
-    for<'r> HistoryRow: FromRow<'r, DB::Row>,
-    for<'r> PaidInvoiceRow: FromRow<'r, DB::Row>,
-{
-    /// Paid invoices with `paid_at` in `from..to` (Unix seconds), summed per local day (days
-    /// since 1970-01-01 at UTC offset `offset` seconds), currency and main price.
-    pub(super) async fn invoice_days_sql(
+#[sql_bounds]
+#[async_trait]
+impl<DB: Dialect> ReportStore for SqlStore<DB> {
+    async fn invoice_days(
         &self,
         from: i64,
         to: i64,
@@ -98,9 +122,7 @@ where
             .collect())
     }
 
-    /// Refunds created in `from..to` that did not fail, summed per local day (as for
-    /// invoices), currency and the main price of their invoice.
-    pub(super) async fn refund_days_sql(
+    async fn refund_days(
         &self,
         from: i64,
         to: i64,
@@ -131,8 +153,7 @@ where
             .collect())
     }
 
-    /// Every subscription's snapshots that took effect before `before` (Unix seconds).
-    pub(super) async fn histories_sql(&self, before: i64) -> Result<Vec<History>, StoreError> {
+    async fn subscription_histories(&self, before: i64) -> Result<Vec<History>, StoreError> {
         let rows = sqlx::query_as::<DB, HistoryRow>(
             "SELECT h.subscription_id, s.customer_id, h.version_created, h.status, h.items \
              FROM subscription_history h JOIN subscriptions s ON s.id = h.subscription_id \
@@ -147,9 +168,9 @@ where
             let status = row
                 .status
                 .parse::<SubscriptionStatus>()
-                .map_err(|e| StoreError::Other(anyhow::anyhow!("{e}")))?;
+                .map_err(|e| StoreError::other(anyhow::anyhow!("{e}")))?;
             let items: Vec<StoredItem> = serde_json::from_str(&row.items)
-                .map_err(|e| StoreError::Other(anyhow::anyhow!("stored items: {e}")))?;
+                .map_err(|e| StoreError::other(anyhow::anyhow!("stored items: {e}")))?;
             let snapshot = Snapshot {
                 at: row.version_created,
                 status,
@@ -174,9 +195,7 @@ where
         Ok(out)
     }
 
-    /// The invoices paid before `before` of every subscription that ever had a discounted one,
-    /// oldest first.
-    pub(super) async fn discounted_sql(
+    async fn discounted_invoices(
         &self,
         before: i64,
     ) -> Result<HashMap<String, Vec<PaidInvoice>>, StoreError> {

@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::services::ServiceError;
 use crate::store::StoreError;
 
 /// The media type of every error body.
@@ -203,6 +204,36 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Unavailable(source) => Self::DatabaseUnavailable(source),
             StoreError::Other(source) => Self::Internal(source),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound(detail) => Self::NotFound(detail),
+            ServiceError::Invalid { code, detail } => Self::Invalid { code, detail },
+            ServiceError::Conflict { code, detail } => Self::Conflict { code, detail },
+            ServiceError::Unacceptable { code, detail } => Self::BadRequest { code, detail },
+            ServiceError::RateLimited {
+                detail,
+                retry_after,
+            } => Self::RateLimited {
+                detail,
+                // Whole seconds, never 0: a client told to wait 0 seconds would not wait.
+                retry_after: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            },
+            ServiceError::NotConfigured { code, detail } => Self::Unavailable { code, detail },
+            ServiceError::Stripe(err) => {
+                tracing::warn!(error = %err, "a Stripe API call failed");
+                // Stripe's error type and message, never the key.
+                Self::Upstream {
+                    code: "stripe_error",
+                    detail: err.to_string(),
+                }
+            }
+            ServiceError::Store(err) => err.into(),
+            ServiceError::Internal(source) => Self::Internal(source),
         }
     }
 }

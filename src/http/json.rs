@@ -11,8 +11,8 @@ use actix_web::error::PayloadError;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
-use crate::startup::AppState;
+use super::error::ApiError;
+use super::state::AppState;
 
 /// For an optional field that may be left out but not given as `null`, which the contract does
 /// not allow: `#[serde(default, deserialize_with = "json::present")]`.

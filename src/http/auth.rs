@@ -1,5 +1,5 @@
-//! API keys at the door: issuing them, and the middleware that checks every guarded route's key
-//! and role before its handler (or its body parser) runs.
+//! API keys at the door: the middleware that checks every guarded route's key and role before
+//! its handler (or its body parser) runs, and the [`Caller`] it leaves for the handler.
 
 use std::collections::HashMap;
 use std::future::{Ready, ready};
@@ -11,11 +11,9 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 
-use crate::clock::Clock;
-use crate::domain::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
-use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::store::{Store, StoreError};
+use super::error::ApiError;
+use super::state::AppState;
+use crate::domain::{ApiKey, ApiKeySecret, Role};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,38 +27,6 @@ pub enum Access {
 impl Access {
     /// Only `admin` keys.
     pub const ADMIN: Access = Access::Roles(&[]);
-}
-
-/// A freshly issued key: the stored record and the secret, which is shown once.
-#[derive(Debug)]
-pub struct IssuedKey {
-    /// The stored record.
-    pub key: ApiKey,
-    /// The secret to hand to the key's holder.
-    pub secret: ApiKeySecret,
-}
-
-/// Makes and stores a new key. `created_by` is the key that asked for it, if any.
-pub async fn issue_key(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    role: Role,
-    name: KeyName,
-    created_by: Option<ApiKeyId>,
-) -> Result<IssuedKey, StoreError> {
-    let secret = ApiKeySecret::generate();
-    let now = clock.now();
-    let new = NewApiKey {
-        id: ApiKeyId::generate(now),
-        name,
-        role,
-        hash: secret.hash(),
-        hint: secret.hint(),
-        created_at: now,
-        created_by,
-    };
-    let key = store.insert_api_key(&new).await?;
-    Ok(IssuedKey { key, secret })
 }
 
 /// The authenticated key behind a request to a guarded route.
@@ -83,41 +49,12 @@ impl FromRequest for Caller {
     }
 }
 
-/// Recently checked active keys, so that the hot path does not read the database for the key
-/// on every request. Only keys found active are kept, for `api_key_cache_ttl`: a revocation
-/// through this instance empties the cache at once, one through another instance (or the CLI)
-/// takes effect here within that time. A zero time to live keeps nothing.
-#[derive(Clone)]
-pub struct KeyCache(Option<moka::sync::Cache<KeyHash, ApiKey>>);
-
-impl KeyCache {
-    /// Most keys kept.
-    const CAPACITY: u64 = 10_000;
-
-    /// A cache whose entries live for `ttl`.
-    pub fn new(ttl: std::time::Duration) -> Self {
-        Self((!ttl.is_zero()).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(Self::CAPACITY)
-                .time_to_live(ttl)
-                .build()
-        }))
-    }
-
-    /// Forgets every key (one was revoked).
-    pub fn forget_all(&self) {
-        if let Some(cache) = &self.0 {
-            cache.invalidate_all();
-        }
-    }
-}
-
 /// The access rule of each method of one resource.
-pub(crate) type Policy = Rc<HashMap<Method, Access>>;
+pub type Policy = Rc<HashMap<Method, Access>>;
 
 /// Checks the request's key against the resource's policy, then hands it on. A refusal is an
 /// answer, not an error, so the layers outside (request id, metrics) still see and mark it.
-pub(crate) async fn authorize(
+pub async fn authorize(
     policy: Policy,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -157,17 +94,9 @@ async fn authenticate(req: &ServiceRequest) -> Result<ApiKey, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
-    let hash = secret.hash();
-    if let Some(key) = state.keys.0.as_ref().and_then(|cache| cache.get(&hash)) {
-        return Ok(key);
-    }
-    match state.store.find_api_key_by_hash(&hash).await? {
-        Some(key) if key.is_active() => {
-            if let Some(cache) = &state.keys.0 {
-                cache.insert(hash, key.clone());
-            }
-            Ok(key)
-        }
-        _ => Err(ApiError::InvalidApiKey),
-    }
+    state
+        .keys()
+        .authenticate(&secret)
+        .await?
+        .ok_or(ApiError::InvalidApiKey)
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::ServiceError;
 use crate::config::Settings;
-use crate::error::ApiError;
 
 /// How often (in checks) a limiter forgets keys whose buckets are full again.
 const FORGET_EVERY: u64 = 4_096;
@@ -67,14 +67,14 @@ impl Limit {
 }
 
 impl Limit {
-    /// [`Limit::check`] as the API answers it: a 429 problem naming `what` was limited.
-    pub fn admit(&self, key: &str, what: &str) -> Result<(), ApiError> {
+    /// [`Limit::check`] as a service refuses it, naming `what` was limited.
+    pub fn admit(&self, key: &str, what: &str) -> Result<(), ServiceError> {
         self.check(key).map_err(|limited| {
             let retry_after = limited.retry_after_secs();
             tracing::warn!(limit = what, retry_after, "request over a rate limit");
-            ApiError::RateLimited {
+            ServiceError::RateLimited {
                 detail: format!("too many requests for this {what}; retry in {retry_after} s"),
-                retry_after,
+                retry_after: Duration::from_secs(retry_after),
             }
         })
     }

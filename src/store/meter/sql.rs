@@ -7,35 +7,20 @@
 //! the subject, which serialises every instance on the database. Locks are always taken in
 //! ascending key order, so two transactions never wait for each other in a cycle.
 
-use sha2::{Digest, Sha256};
-use sqlx::{Encode, Executor, FromRow, IntoArguments, Type};
+use tollgate_macros::sql_bounds;
 
-use super::sql::{Dialect, instant};
-use super::{MergeReport, StoreError, Unlock, UnlockOutcome, UnlockRequest};
+use super::model::{MergeReport, MeterDialect, Unlock, UnlockOutcome, UnlockRequest, lock_key};
 use crate::domain::{ArticleId, Audience, MeterSubject, Usage, Window};
-
-/// The advisory lock key of a subject: the first 8 bytes of a hash, the same in every instance.
-/// Two subjects sharing a key only wait for each other; they never share a count.
-pub(super) fn lock_key(subject: &MeterSubject) -> i64 {
-    let digest = Sha256::new()
-        .chain_update(subject.audience.as_str())
-        .chain_update([0u8])
-        .chain_update(subject.id.as_str())
-        .finalize();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
-}
+use crate::store::columns::instant;
+use crate::store::error::StoreError;
 
 /// Takes `subject`'s lock until the transaction ends (nothing to do on SQLite, whose write
 /// transaction already excludes every other writer).
-pub(super) async fn lock<DB>(conn: &mut DB::Connection, key: i64) -> Result<(), StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
+#[sql_bounds]
+pub(super) async fn lock<DB: MeterDialect>(
+    conn: &mut DB::Connection,
+    key: i64,
+) -> Result<(), StoreError> {
     if let Some(sql) = DB::LOCK_SUBJECT {
         sqlx::query::<DB>(sql).bind(key).execute(&mut *conn).await?;
     }
@@ -45,20 +30,13 @@ where
 /// What `subject` unlocked since `window` began, and whether `article` is among it. Unlocks
 /// later than the window's `now` count too: a request that waited behind a later one, or came
 /// from an instance whose clock is behind, must still see them.
-pub(super) async fn usage<DB>(
+#[sql_bounds]
+pub(super) async fn usage<DB: MeterDialect>(
     conn: &mut DB::Connection,
     subject: &MeterSubject,
     article: Option<&ArticleId>,
     window: &Window,
-) -> Result<Usage, StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
-{
+) -> Result<Usage, StoreError> {
     let (used, oldest, has_article) = sqlx::query_as::<DB, (i64, Option<i64>, i64)>(
         "SELECT COUNT(*), MIN(unlocked_at), COUNT(CASE WHEN article_id = $1 THEN 1 END) \
          FROM meter_unlocks WHERE audience = $2 AND subject = $3 \
@@ -77,21 +55,14 @@ where
     })
 }
 
-async fn insert_unlock<DB>(
+#[sql_bounds]
+async fn insert_unlock<DB: MeterDialect>(
     conn: &mut DB::Connection,
     subject: &MeterSubject,
     article: &str,
     at: i64,
     merged_from: Option<String>,
-) -> Result<(), StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
+) -> Result<(), StoreError> {
     sqlx::query::<DB>(
         "INSERT INTO meter_unlocks (audience, subject, article_id, unlocked_at, merged_from) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -116,18 +87,11 @@ const ROWS_PER_INSERT: usize = 128;
 /// However many requests the batch holds, it costs one read and one write per 128 unlocks: every
 /// subject's lock is taken (ascending), their unlocks are read at once, the decisions are made in
 /// memory, and the new unlocks are inserted together.
-pub(super) async fn unlock<DB>(
+#[sql_bounds]
+pub(super) async fn unlock<DB: MeterDialect>(
     conn: &mut DB::Connection,
     requests: &[UnlockRequest],
-) -> Result<Vec<Unlock>, StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (String, String, String, i64): FromRow<'r, DB::Row>,
-{
+) -> Result<Vec<Unlock>, StoreError> {
     let Some(since) = requests.iter().map(|r| r.window.counts_from).min() else {
         return Ok(Vec::new());
     };
@@ -220,19 +184,12 @@ struct StoredUnlock {
 }
 
 /// Every unlock of `subjects` from `since` (Unix milliseconds) on.
-async fn unlocks_since<DB>(
+#[sql_bounds]
+async fn unlocks_since<DB: MeterDialect>(
     conn: &mut DB::Connection,
     subjects: &[&MeterSubject],
     since: i64,
-) -> Result<Vec<StoredUnlock>, StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (String, String, String, i64): FromRow<'r, DB::Row>,
-{
+) -> Result<Vec<StoredUnlock>, StoreError> {
     let mut held = Vec::new();
     // Each term names the index's columns, so both engines read each subject's range of it.
     for chunk in subjects.chunks(ROWS_PER_INSERT) {
@@ -270,91 +227,18 @@ where
     Ok(held)
 }
 
-/// [`unlock`] on PostgreSQL in one round trip: the migrations' `tollgate_unlock` function takes
-/// each subject's lock, counts and inserts, item by item, in the statement's own transaction.
-pub(super) async fn unlock_in_one_statement(
-    conn: &mut sqlx::PgConnection,
-    requests: &[UnlockRequest],
-) -> Result<Vec<Unlock>, StoreError> {
-    let mut order: Vec<(i64, usize)> = requests
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (lock_key(&r.subject), i))
-        .collect();
-    order.sort_unstable();
-    let ordered: Vec<&UnlockRequest> = order.iter().map(|&(_, i)| &requests[i]).collect();
-    let texts = |f: fn(&UnlockRequest) -> &str| -> Vec<String> {
-        ordered.iter().map(|r| f(r).to_owned()).collect()
-    };
-    let numbers =
-        |f: fn(&UnlockRequest) -> i64| -> Vec<i64> { ordered.iter().map(|r| f(r)).collect() };
-    let rows: Vec<(i32, String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT item, outcome, used, oldest FROM tollgate_unlock($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(order.iter().map(|&(key, _)| key).collect::<Vec<i64>>())
-    .bind(texts(|r| r.subject.audience.as_str()))
-    .bind(texts(|r| r.subject.id.as_str()))
-    .bind(texts(|r| r.article.as_str()))
-    .bind(numbers(|r| r.window.counts_from.timestamp_millis()))
-    .bind(numbers(|r| r.window.now.timestamp_millis()))
-    .bind(numbers(|r| i64::from(r.limit)))
-    .fetch_all(conn)
-    .await?;
-    let mut answers: Vec<Option<Unlock>> = vec![None; requests.len()];
-    for (item, outcome, used, oldest) in rows {
-        let position = usize::try_from(item - 1)
-            .ok()
-            .and_then(|p| order.get(p))
-            .map(|&(_, i)| i)
-            .ok_or_else(|| {
-                StoreError::Other(anyhow::anyhow!("tollgate_unlock named item {item}"))
-            })?;
-        let outcome = match outcome.as_str() {
-            "unlocked" => UnlockOutcome::Unlocked,
-            "already_unlocked" => UnlockOutcome::AlreadyUnlocked,
-            "exhausted" => UnlockOutcome::Exhausted,
-            other => {
-                return Err(StoreError::Other(anyhow::anyhow!(
-                    "tollgate_unlock answered {other:?}"
-                )));
-            }
-        };
-        answers[position] = Some(Unlock {
-            outcome,
-            usage: Usage {
-                used: u32::try_from(used).map_err(|e| StoreError::Other(e.into()))?,
-                oldest: oldest.map(instant).transpose()?,
-                has_article: outcome != UnlockOutcome::Exhausted,
-            },
-        });
-    }
-    answers
-        .into_iter()
-        .map(|a| a.ok_or_else(|| StoreError::Other(anyhow::anyhow!("an unlock went unanswered"))))
-        .collect()
-}
-
 /// Moves the unlocks `device` made in `device_window` into `reader`'s meter, oldest first, as
 /// long as the reader's meter (counted in `reader_window`) has room; articles the reader had
 /// unlocked already just leave the device. What does not fit stays with the device.
-pub(super) async fn merge<DB>(
+#[sql_bounds]
+pub(super) async fn merge<DB: MeterDialect>(
     conn: &mut DB::Connection,
     device: &MeterSubject,
     device_window: &Window,
     reader: &MeterSubject,
     reader_window: &Window,
     limit: u32,
-) -> Result<MergeReport, StoreError>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64, Option<i64>, i64): FromRow<'r, DB::Row>,
-    for<'r> (String, i64): FromRow<'r, DB::Row>,
-{
+) -> Result<MergeReport, StoreError> {
     debug_assert_eq!(device.audience, Audience::Anonymous);
     let mut keys = [lock_key(device), lock_key(reader)];
     keys.sort_unstable();

@@ -3,14 +3,14 @@
 //! reader was known. Snapshots are versioned by the time they were read, so they replace what
 //! the mirror holds unless a newer event (or a final state) is there already.
 
-use std::time::Duration;
-
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::time::rfc3339;
 use crate::domain::{Change, Version};
-use crate::mirror::Mirror;
+use crate::services::ServiceError;
+use crate::services::mirror::Mirror;
 use crate::store::{ApplyOutcome, Store, StoreError};
 use crate::stripe::client::{Page, StripeClient, StripeError};
 use crate::stripe::objects;
@@ -58,6 +58,15 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
+impl From<SyncError> for ServiceError {
+    fn from(err: SyncError) -> Self {
+        match err {
+            SyncError::Stripe(err) => Self::Stripe(err),
+            SyncError::Store(err) => Self::Store(err),
+        }
+    }
+}
+
 /// Reads from Stripe and repairs the mirror.
 pub struct Reconcile<'a> {
     /// The Stripe API.
@@ -67,16 +76,16 @@ pub struct Reconcile<'a> {
     /// Applies events that were waiting for a customer's reader.
     pub mirror: &'a Mirror,
     /// How far back invoices and refunds are read.
-    pub window: Duration,
+    pub window: TimeDelta,
 }
 
 impl Reconcile<'_> {
     /// Runs one reconcile as of `now`.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<SyncReport, SyncError> {
-        let window_start = now - TimeDelta::from_std(self.window).unwrap_or(TimeDelta::days(35));
+        let window_start = now - self.window;
         let since = window_start.timestamp();
         let mut report = SyncReport {
-            window_start: crate::routes::rfc3339(window_start),
+            window_start: rfc3339(window_start),
             ..SyncReport::default()
         };
         let mut linked = Vec::new();
@@ -148,11 +157,13 @@ impl Reconcile<'_> {
 
         for customer in linked {
             for id in self.store.events_waiting_for(&customer).await? {
-                if self.mirror.apply(&id).await? == crate::mirror::Applied::Applied {
+                if self.mirror.apply(&id).await? == crate::services::mirror::Applied::Applied {
                     report.events_applied += 1;
                 }
             }
         }
+        // What the mirror holds changed under every reader's cached entitlements.
+        self.mirror.forget_cached();
         Ok(report)
     }
 

@@ -10,7 +10,7 @@ mod writer;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 pub use cache::EntitlementCache;
 use writer::MeterWriter;
@@ -19,9 +19,12 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::entitlements::held;
 use crate::domain::{
-    ArticleId, Audience, Entitlement, Held, MeterState, MeterSubject, Plan, PlanId, ReaderId,
+    ApiKeyId, ArticleId, Audience, Entitlement, Held, MeterState, MeterSubject, PastDueGrace, Plan,
+    PlanId, ReaderId, SourceKind,
 };
-use crate::store::{MergeReport, Store, StoreError, UnlockOutcome, UnlockRequest};
+use crate::services::ServiceError;
+use crate::services::limits::RateLimits;
+use crate::store::{MergeReport, ReaderRecord, Store, StoreError, UnlockOutcome, UnlockRequest};
 use crate::tokens::{Issued, Subject, TokenError, Tokens};
 
 /// Why a decision could not be made.
@@ -33,6 +36,15 @@ pub enum AccessError {
     /// The token could not be signed.
     #[error(transparent)]
     Token(#[from] TokenError),
+}
+
+impl From<AccessError> for ServiceError {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::Store(err) => Self::Store(err),
+            AccessError::Token(err) => err.into(),
+        }
+    }
 }
 
 /// Why access was granted or refused.
@@ -77,6 +89,31 @@ pub struct Decision {
     pub offers: Vec<Offer>,
 }
 
+/// What a reader holds at one moment, with what it follows from.
+#[derive(Debug, Clone)]
+pub struct Holdings {
+    /// Everything the mirror holds about the reader.
+    pub record: ReaderRecord,
+    /// Every plan, archived or not.
+    pub plans: Vec<Plan>,
+    /// What the reader holds, each entitlement with its sources and when it lapses.
+    pub held: Vec<Held>,
+    /// The moment.
+    pub now: DateTime<Utc>,
+}
+
+impl Holdings {
+    /// Whether the reader's subscriptions (grants aside) already grant every one of
+    /// `entitlements`.
+    pub fn subscribed_to_all(&self, entitlements: &[Entitlement]) -> bool {
+        entitlements.iter().all(|wanted| {
+            self.held.iter().any(|h| {
+                &h.name == wanted && h.sources.iter().any(|s| s.kind == SourceKind::Subscription)
+            })
+        })
+    }
+}
+
 /// Decides access, counts the meter and issues tokens.
 pub struct AccessService {
     store: Arc<dyn Store>,
@@ -85,6 +122,7 @@ pub struct AccessService {
     cache: EntitlementCache,
     writer: MeterWriter,
     tokens: Tokens,
+    limits: Arc<RateLimits>,
 }
 
 impl AccessService {
@@ -95,8 +133,10 @@ impl AccessService {
         settings: Arc<Settings>,
         cache: EntitlementCache,
         tokens: Tokens,
+        limits: Arc<RateLimits>,
     ) -> Self {
         Self {
+            limits,
             writer: MeterWriter::spawn(Arc::clone(&store)),
             store,
             clock,
@@ -109,6 +149,11 @@ impl AccessService {
     /// The tokens this service signs.
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
+    }
+
+    /// How long a `past_due` subscription keeps giving.
+    pub fn grace(&self) -> PastDueGrace {
+        self.settings.billing().past_due_grace
     }
 
     /// The in-memory copy of entitlements and plans.
@@ -126,6 +171,34 @@ impl AccessService {
         Ok(plans)
     }
 
+    /// What a reader holds at `now` by `record` under `plans`: the one rule, wherever the
+    /// record and plans come from.
+    fn holdings_of(&self, record: &ReaderRecord, plans: &[Plan], now: DateTime<Utc>) -> Vec<Held> {
+        held(
+            &record.subscriptions,
+            plans,
+            &record.grants,
+            now,
+            self.grace(),
+        )
+    }
+
+    /// What the reader holds now, read from the database rather than the cache, with the record
+    /// and plans it follows from: for answers that must be current (a staff view, checkout)
+    /// rather than fast.
+    pub async fn fresh_holdings(&self, reader: &ReaderId) -> Result<Holdings, StoreError> {
+        let record = self.store.reader(reader).await?;
+        let plans = self.store.list_plans().await?;
+        let now = self.clock.now();
+        let held = self.holdings_of(&record, &plans, now);
+        Ok(Holdings {
+            record,
+            plans,
+            held,
+            now,
+        })
+    }
+
     /// What the reader holds at `now`, each entitlement with when it lapses.
     pub async fn entitlements(
         &self,
@@ -135,14 +208,7 @@ impl AccessService {
         let load = async {
             let record = self.store.reader(reader).await?;
             let plans = self.plans().await?;
-            let grace = TimeDelta::from_std(self.settings.past_due_grace).unwrap_or(TimeDelta::MAX);
-            Ok(Arc::new(held(
-                &record.subscriptions,
-                &plans,
-                &record.grants,
-                now,
-                grace,
-            )))
+            Ok(Arc::new(self.holdings_of(&record, &plans, now)))
         };
         let all = self.cache.reader(reader, load).await?;
         Ok(all
@@ -176,8 +242,26 @@ impl AccessService {
         Ok(policy.state(&window, &usage))
     }
 
-    /// Decides whether `subject` may read `article`, which requires `requires`.
+    /// Decides whether `subject` may read `article`, which requires `requires`, for the site
+    /// holding the key `caller`: within the rate limits of that key and of the subject.
     pub async fn decide(
+        &self,
+        caller: &ApiKeyId,
+        subject: &MeterSubject,
+        article: &ArticleId,
+        requires: &Entitlement,
+    ) -> Result<Decision, ServiceError> {
+        self.limits
+            .access_per_key
+            .admit(caller.as_str(), "API key")?;
+        self.limits.access_per_reader.admit(
+            &format!("{}:{}", subject.audience.as_str(), subject.id.as_str()),
+            "reader or device",
+        )?;
+        Ok(self.decide_unlimited(subject, article, requires).await?)
+    }
+
+    async fn decide_unlimited(
         &self,
         subject: &MeterSubject,
         article: &ArticleId,

@@ -1,0 +1,70 @@
+//! What finance reports are computed from, as the store reads it: the subscription history with
+//! the discounts paid invoices show (for MRR), and paid invoices and refunds summed per local day
+//! (for revenue). Plain values: the store fills them, `reports` computes on them.
+
+use super::{StripePriceId, SubscriptionStatus};
+
+/// One snapshot of a subscription, as the history holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When it took effect: the creation time of the event that carried it (Unix seconds).
+    pub at: i64,
+    /// Its status.
+    pub status: SubscriptionStatus,
+    /// Its items: price and quantity.
+    pub items: Vec<(StripePriceId, i64)>,
+}
+
+/// A subscription's whole history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// `sub_...`.
+    pub subscription_id: String,
+    /// The customer paying for it.
+    pub customer_id: String,
+    /// Its snapshots, in version order.
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// A paid invoice of a subscription, for the discount it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaidInvoice {
+    /// When it was paid (Unix seconds).
+    pub paid_at: i64,
+    /// Before discounts and tax.
+    pub subtotal: i64,
+    /// The discounts on it.
+    pub discount: i64,
+}
+
+/// Paid invoices of one local day, currency and price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceDay {
+    /// Local days since 1970-01-01.
+    pub day: i64,
+    /// Three-letter code.
+    pub currency: String,
+    /// The price of the invoices' largest line.
+    pub price_id: Option<String>,
+    /// Amounts paid, tax included.
+    pub gross: i64,
+    /// Tax in them.
+    pub tax: i64,
+    /// How many invoices.
+    pub invoices: i64,
+}
+
+/// Refunds of one local day, currency and invoice price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundDay {
+    /// Local days since 1970-01-01.
+    pub day: i64,
+    /// Three-letter code.
+    pub currency: String,
+    /// Whether the refunds are linked to an invoice.
+    pub linked: bool,
+    /// The price of that invoice's largest line.
+    pub price_id: Option<String>,
+    /// Amount refunded.
+    pub amount: i64,
+}

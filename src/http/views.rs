@@ -1,0 +1,37 @@
+//! Pieces of response bodies that more than one resource shows.
+
+use serde::Serialize;
+
+use crate::domain::MeterState;
+use crate::domain::time::rfc3339;
+
+/// A meter as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct MeterView {
+    used: u32,
+    limit: u32,
+    remaining: u32,
+    period_start: String,
+    resets_at: Option<String>,
+}
+
+impl From<&MeterState> for MeterView {
+    fn from(meter: &MeterState) -> Self {
+        Self {
+            used: meter.used,
+            limit: meter.limit,
+            remaining: meter.remaining,
+            period_start: rfc3339(meter.period_start),
+            resets_at: meter.resets_at.map(rfc3339),
+        }
+    }
+}
+
+/// A listing's page and the cursor of the next one.
+#[derive(Debug, Serialize)]
+pub struct Page<T, C> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts, when there is one.
+    pub next_cursor: Option<C>,
+}

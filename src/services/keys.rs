@@ -1,0 +1,141 @@
+//! API keys: issuing them, finding the active key behind a presented secret (through a short-lived
+//! cache, so the hot path does not read the database for it on every request), listing and
+//! revoking them.
+
+use crate::clock::Clock;
+use crate::domain::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
+use crate::services::ServiceError;
+use crate::store::{RevokeOutcome, Store, StoreError};
+
+/// A freshly issued key: the stored record and the secret, which is shown once.
+#[derive(Debug)]
+pub struct IssuedKey {
+    /// The stored record.
+    pub key: ApiKey,
+    /// The secret to hand to the key's holder.
+    pub secret: ApiKeySecret,
+}
+
+/// Makes and stores a new key. `created_by` is the key that asked for it, if any.
+pub async fn issue_key(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    role: Role,
+    name: KeyName,
+    created_by: Option<ApiKeyId>,
+) -> Result<IssuedKey, StoreError> {
+    let secret = ApiKeySecret::generate();
+    let now = clock.now();
+    let new = NewApiKey {
+        id: ApiKeyId::generate(now),
+        name,
+        role,
+        hash: secret.hash(),
+        hint: secret.hint(),
+        created_at: now,
+        created_by,
+    };
+    let key = store.insert_api_key(&new).await?;
+    Ok(IssuedKey { key, secret })
+}
+
+/// Recently checked active keys. Only keys found active are kept, for `api_key_cache_ttl`: a
+/// revocation through this instance empties the cache at once, one through another instance (or
+/// the CLI) takes effect here within that time. A zero time to live keeps nothing.
+#[derive(Clone)]
+pub struct KeyCache(Option<moka::sync::Cache<KeyHash, ApiKey>>);
+
+impl KeyCache {
+    /// Most keys kept.
+    const CAPACITY: u64 = 10_000;
+
+    /// A cache whose entries live for `ttl`.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self((!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(Self::CAPACITY)
+                .time_to_live(ttl)
+                .build()
+        }))
+    }
+
+    /// Forgets every key (one was revoked).
+    pub fn forget_all(&self) {
+        if let Some(cache) = &self.0 {
+            cache.invalidate_all();
+        }
+    }
+}
+
+/// The key operations, over the store, the clock and this instance's key cache.
+pub struct Keys<'a> {
+    /// Where keys are kept.
+    pub store: &'a dyn Store,
+    /// What time it is.
+    pub clock: &'a dyn Clock,
+    /// Recently checked keys.
+    pub cache: &'a KeyCache,
+}
+
+impl Keys<'_> {
+    /// The active key whose secret was presented, if there is one.
+    pub async fn authenticate(&self, secret: &ApiKeySecret) -> Result<Option<ApiKey>, StoreError> {
+        let hash = secret.hash();
+        if let Some(key) = self.cache.0.as_ref().and_then(|cache| cache.get(&hash)) {
+            return Ok(Some(key));
+        }
+        match self.store.find_api_key_by_hash(&hash).await? {
+            Some(key) if key.is_active() => {
+                if let Some(cache) = &self.cache.0 {
+                    cache.insert(hash, key.clone());
+                }
+                Ok(Some(key))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Issues a key on behalf of the key `by`.
+    pub async fn issue(
+        &self,
+        role: Role,
+        name: KeyName,
+        by: ApiKeyId,
+    ) -> Result<IssuedKey, StoreError> {
+        let issued = issue_key(self.store, self.clock, role, name, Some(by)).await?;
+        tracing::info!(key_id = %issued.key.id, "API key created");
+        Ok(issued)
+    }
+
+    /// Up to `limit` keys in creation order, starting after `after`.
+    pub async fn list(
+        &self,
+        after: Option<&ApiKeyId>,
+        limit: u32,
+    ) -> Result<Vec<ApiKey>, StoreError> {
+        self.store.list_api_keys(after, limit).await
+    }
+
+    /// Revokes the key `id` on behalf of the key `by`, which may not revoke itself. Revoking a
+    /// revoked key changes nothing and succeeds.
+    pub async fn revoke(&self, id: &ApiKeyId, by: &ApiKeyId) -> Result<(), ServiceError> {
+        if id == by {
+            return Err(ServiceError::conflict(
+                "cannot_revoke_self",
+                "a key cannot revoke itself; revoke it with another admin key",
+            ));
+        }
+        let outcome = self.store.revoke_api_key(id, self.clock.now()).await?;
+        self.cache.forget_all();
+        match outcome {
+            RevokeOutcome::Revoked => {
+                tracing::info!("API key revoked");
+                Ok(())
+            }
+            RevokeOutcome::AlreadyRevoked => Ok(()),
+            RevokeOutcome::NotFound => Err(ServiceError::NotFound(format!(
+                "no API key has the id `{id}`"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! What tollgate does, one service per concern, each over the store, the clock and the settings
+//! it needs: the HTTP layer parses and authorises a request, calls one service and shows the
+//! result; the CLI calls the same services.
+
+pub mod access;
+pub mod checkout;
+pub mod error;
+pub mod keys;
+pub mod limits;
+pub mod mirror;
+pub mod plans;
+pub mod readers;
+pub mod reconcile;
+pub mod reports;
+pub mod webhooks;
+
+pub use error::ServiceError;

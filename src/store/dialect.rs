@@ -1,0 +1,74 @@
+//! What differs between the backends ([`Dialect`]) and the store that runs the same SQL on either
+//! ([`SqlStore`]). The SQL itself lives with its aggregate (`api_keys.rs`, `plans.rs` ...); the
+//! trait bounds generic SQL needs are written once, by `#[sql_bounds]` (crate
+//! `tollgate-macros`).
+
+use futures_util::future::BoxFuture;
+
+pub use crate::config::Backend;
+use sqlx::pool::PoolConnection;
+use sqlx::{Database, Pool};
+use tokio::task::JoinHandle;
+
+/// What differs between the backends.
+pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
+    /// Which backend this is.
+    const BACKEND: Backend;
+    /// Starts a transaction that will write. SQLite must take the write lock up front, or two
+    /// readers that both try to upgrade deadlock; PostgreSQL's row locks need no such thing.
+    const BEGIN_WRITE: &'static str;
+    /// Takes the transaction-scoped lock that mirror writes share, or `None` where the write
+    /// transaction already excludes every other writer. Applying a change reads what is stored
+    /// to decide what to write (the newest snapshot wins, a terminal state stays terminal, a
+    /// refund finds its invoice through a payment), so two changes applied side by side under
+    /// PostgreSQL's READ COMMITTED could each decide on a state the other is replacing.
+    const LOCK_MIRROR: Option<&'static str>;
+
+    /// How many rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Applies the backend's migrations.
+    fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>>;
+}
+
+/// A store over one sqlx pool, for either backend.
+pub(super) struct SqlStore<DB: Database> {
+    pub(super) pool: Pool<DB>,
+    background: Vec<JoinHandle<()>>,
+    /// Connections the meter's writers keep between batches where a batch is one statement
+    /// (PostgreSQL's `tollgate_unlock`): taken from the pool once, they skip the pool's check
+    /// of a connection before and after each use, two round trips of the three a batch would
+    /// cost. One that fails is dropped, not kept.
+    unlock_connections: std::sync::Mutex<Vec<PoolConnection<DB>>>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// A store over `pool`; `background` tasks are stopped when the store is closed.
+    pub(super) fn new(pool: Pool<DB>, background: Vec<JoinHandle<()>>) -> Self {
+        Self {
+            pool,
+            background,
+            unlock_connections: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The connections the meter's writers keep.
+    pub(super) fn kept_unlock_connections(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<PoolConnection<DB>>> {
+        // The list stays whole whatever panicked while holding it.
+        self.unlock_connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops background work and closes every connection.
+    pub(super) async fn shut(&self) {
+        for task in &self.background {
+            task.abort();
+        }
+        // The pool waits for every connection to come back before it closes.
+        self.kept_unlock_connections().clear();
+        self.pool.close().await;
+    }
+}
