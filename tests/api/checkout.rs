@@ -1,3 +1,4 @@
+// long file: the subscribe flow end to end against a fake Stripe, one test per rule
 //! The subscribe flow against a fake Stripe API that records every request: Checkout Sessions
 //! (new and existing customers, trials, promotion codes, the idempotency key), Billing Portal
 //! sessions, redirect URL validation, Stripe's failures, and the whole walk from a refused
@@ -5,12 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::HttpResponse;
 use serde_json::{Value, json};
 use tollgate::config::Settings;
 
-use crate::fake_stripe::{FakeStripe, Seen, unrecognized};
-use crate::helpers::{Options, TestApp, at, problem, spawn_app_with};
+use crate::fake_stripe::{FakeStripe, Reply, Seen};
+use crate::helpers::{Options, PlanBody, TestApp, at, problem, spawn_app_with};
 
 /// The secret key the apps under test send to the fake Stripe.
 const SECRET_KEY: &str = "sk_test_fake_checkout_0123456789";
@@ -18,6 +18,8 @@ const PRICE: &str = "price_1TPeerMonthly01";
 const YEARLY: &str = "price_1TPeerYearly001";
 const CUSTOMER: &str = "cus_TPeer0Reader01";
 const SESSION: &str = "cs_test_a1TPeerCheckoutSession0001";
+/// Stripe's endpoint that creates Checkout Sessions.
+const STRIPE_CHECKOUT: &str = "/v1/checkout/sessions";
 const EXPIRES_AT: i64 = 1_763_186_340;
 /// Within the subscription fixtures' first period.
 const IN_FIRST_PERIOD: i64 = 1_763_100_000;
@@ -39,16 +41,9 @@ fn allow_news_example(settings: &mut Settings) {
 
 /// Stripe's answer to a Checkout Session created from `seen`: the completed fixture's session as
 /// it looks when new (open, with a URL), echoing what was asked.
-fn created_session(seen: &Seen) -> HttpResponse {
+fn created_session(seen: &Seen) -> Value {
     let event: Value = serde_json::from_slice(CHECKOUT_COMPLETED).unwrap();
     let mut session = event["data"]["object"].clone();
-    let field = |name: &str| {
-        seen.form
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| Value::String(v.clone()))
-            .unwrap_or(Value::Null)
-    };
     session["status"] = json!("open");
     session["payment_status"] = json!("unpaid");
     session["subscription"] = Value::Null;
@@ -63,41 +58,37 @@ fn created_session(seen: &Seen) -> HttpResponse {
         "cancel_url",
         "client_reference_id",
     ] {
-        session[name] = field(name);
+        session[name] = json!(seen.form_field(name));
     }
-    HttpResponse::Ok().json(session)
+    session
 }
 
-fn portal_session(seen: &Seen) -> HttpResponse {
-    let field = |name: &str| {
-        seen.form
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    HttpResponse::Ok().json(json!({
+fn portal_session(seen: &Seen) -> Value {
+    json!({
         "id": "bps_1TPeerPortalSess01",
         "object": "billing_portal.session",
         "configuration": "bpc_1TPeerPortalConf01",
         "created": 1_763_100_000,
-        "customer": field("customer"),
+        "customer": seen.form_field("customer"),
         "flow": null,
         "livemode": false,
         "locale": null,
         "on_behalf_of": null,
-        "return_url": field("return_url"),
+        "return_url": seen.form_field("return_url"),
         "url": "https://billing.stripe.com/p/session/test_YWNjdF8xVFBlZXJQb3J0YWw",
-    }))
+    })
 }
 
 /// A fake Stripe that creates sessions, like the real one does when all goes well.
 async fn working_stripe() -> FakeStripe {
-    FakeStripe::start(|seen| match (seen.method.as_str(), seen.path.as_str()) {
-        ("POST", "/v1/checkout/sessions") => created_session(seen),
-        ("POST", "/v1/billing_portal/sessions") => portal_session(seen),
-        _ => unrecognized(seen),
-    })
-    .await
+    FakeStripe::builder()
+        .on_post(STRIPE_CHECKOUT, Reply::computed(created_session))
+        .on_post(
+            "/v1/billing_portal/sessions",
+            Reply::computed(portal_session),
+        )
+        .start()
+        .await
 }
 
 async fn app_on(stripe: &FakeStripe) -> TestApp {
@@ -127,22 +118,6 @@ impl TestApp {
     async fn checkout(&self, body: Value) -> reqwest::Response {
         self.post_with_key("/v1/checkout/sessions", body, None)
             .await
-    }
-
-    async fn put_plan_json(&self, id: &str, plan: Value) {
-        let response = self
-            .client
-            .put(self.url(&format!("/v1/plans/{id}")))
-            .bearer_auth(&self.admin_key)
-            .json(&plan)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "PUT plan {id}: {}",
-            response.status()
-        );
     }
 }
 
@@ -224,15 +199,15 @@ async fn a_reader_with_a_customer_checks_out_as_that_customer_with_the_plans_tri
     let stripe = working_stripe().await;
     let app = app_on(&stripe).await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
-    app.put_plan_json(
+    app.put_plan_with(
         "analysis",
-        json!({
-            "name": "Analysis",
-            "stripe_prices": ["price_1TPeerAnalysis01", "price_1TPeerAnalysis12"],
-            "entitlements": ["reports"],
-            "trial_days": 14,
-            "allow_promotion_codes": true,
-        }),
+        &PlanBody::new(
+            "Analysis",
+            &["price_1TPeerAnalysis01", "price_1TPeerAnalysis12"],
+            &["reports"],
+        )
+        .trial_days(14)
+        .allow_promotion_codes(true),
     )
     .await;
     // reader-42 subscribed to all-access through checkout: Stripe knows them as a customer.
@@ -442,45 +417,53 @@ async fn bad_plans_prices_emails_and_idempotency_keys_are_refused_before_stripe_
     stripe.stop().await;
 }
 
-/// The price a Checkout Session was asked for.
-fn price_of(seen: &Seen) -> &str {
-    seen.form
-        .iter()
-        .find(|(k, _)| k == "line_items[0][price]")
-        .map_or("", |(_, v)| v.as_str())
-}
-
 #[tokio::test]
 async fn stripe_errors_become_502_problems_with_its_error_type_and_never_the_key() {
-    let stripe = FakeStripe::start(|seen| match price_of(seen) {
-        "price_1TPeerGone00001" => {
-            HttpResponse::BadRequest().json(json!({ "error": {
-                "type": "invalid_request_error",
-                "code": "resource_missing",
-                "param": "line_items[0][price]",
-                "message": "No such price: 'price_1TPeerGone00001'",
-                "request_log_url": "https://dashboard.stripe.com/test/logs/req_TPeerLog0001",
-            } }))
-        }
-        "price_1TPeerBadKey001" => {
-            HttpResponse::Unauthorized().json(json!({ "error": {
-                "type": "invalid_request_error",
-                "message": format!("Invalid API Key provided: {SECRET_KEY}"),
-            } }))
-        }
-        "price_1TPeerDown00001" => {
-            HttpResponse::InternalServerError().json(json!({ "error": {
-                "type": "api_error",
-                "message": "Sorry, something went wrong. We've already been notified of the problem.",
-            } }))
-        }
-        _ => {
-            // Slower than the app's Stripe timeout.
-            std::thread::sleep(Duration::from_secs(3));
-            created_session(seen)
-        }
-    })
-    .await;
+    const ASKED_PRICE: &str = "line_items[0][price]";
+    let stripe = FakeStripe::builder()
+        .on_post(
+            STRIPE_CHECKOUT,
+            Reply::error(
+                400,
+                json!({
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "param": "line_items[0][price]",
+                    "message": "No such price: 'price_1TPeerGone00001'",
+                    "request_log_url": "https://dashboard.stripe.com/test/logs/req_TPeerLog0001",
+                }),
+            ),
+        )
+        .when(ASKED_PRICE, "price_1TPeerGone00001")
+        .on_post(
+            STRIPE_CHECKOUT,
+            Reply::error(
+                401,
+                json!({
+                    "type": "invalid_request_error",
+                    "message": format!("Invalid API Key provided: {SECRET_KEY}"),
+                }),
+            ),
+        )
+        .when(ASKED_PRICE, "price_1TPeerBadKey001")
+        .on_post(
+            STRIPE_CHECKOUT,
+            Reply::error(
+                500,
+                json!({
+                    "type": "api_error",
+                    "message": "Sorry, something went wrong. We've already been notified of the problem.",
+                }),
+            ),
+        )
+        .when(ASKED_PRICE, "price_1TPeerDown00001")
+        // Any other price: slower than the app's Stripe timeout.
+        .on_post(
+            STRIPE_CHECKOUT,
+            Reply::computed(created_session).after(Duration::from_secs(3)),
+        )
+        .start()
+        .await;
     let app = app_on(&stripe).await;
     app.put_plan(
         "all-access",

@@ -1,12 +1,26 @@
-//! A local stand-in for api.stripe.com: an actix-web server on a loopback port that answers every
-//! request with the test's function and records what it saw (method, path, query, form body and
-//! the headers tollgate sends), so tests can assert exactly what went to Stripe.
+//! A local stand-in for api.stripe.com: an actix-web server on a loopback port that answers from
+//! a route table a test builds, and records what it saw of each request (method, path, query,
+//! form body and the headers tollgate sends), so tests can assert exactly what went to Stripe.
+//!
+//! ```ignore
+//! let stripe = FakeStripe::builder()
+//!     .list("/v1/prices", vec![price])
+//!     .pages("/v1/subscriptions", vec![first_page, second_page])
+//!     .on_post("/v1/checkout/sessions", Reply::computed(created_session))
+//!     .start()
+//!     .await;
+//! ```
+//!
+//! A request no route takes gets Stripe's own answer to an unknown URL: a 404 with an
+//! `invalid_request_error`.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Options, TestApp, spawn_app_with};
 
@@ -44,10 +58,12 @@ impl Seen {
 
     /// A query parameter.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        find(&self.query, name)
+    }
+
+    /// A form body field.
+    pub fn form_field(&self, name: &str) -> Option<&str> {
+        find(&self.form, name)
     }
 
     /// The form body as sorted `name=value` lines, for exact comparisons.
@@ -58,32 +74,180 @@ impl Seen {
     }
 }
 
-type Answer = Arc<dyn Fn(&Seen) -> HttpResponse + Send + Sync>;
-
-/// The fake server; stop it at the end of the test.
-pub struct FakeStripe {
-    pub base: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    handle: ServerHandle,
+fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
-impl FakeStripe {
-    /// Starts a fake that answers every request with `answer` (which may block to play a slow
-    /// Stripe: the fake has a thread of its own).
-    pub async fn start(answer: impl Fn(&Seen) -> HttpResponse + Send + Sync + 'static) -> Self {
-        let answer: Answer = Arc::new(answer);
+type Compute = Arc<dyn Fn(&Seen) -> Value + Send + Sync>;
+
+/// How the fake answers a request one of its routes takes.
+#[derive(Clone)]
+pub struct Reply {
+    status: StatusCode,
+    body: Body,
+    delay: Option<Duration>,
+}
+
+#[derive(Clone)]
+enum Body {
+    Fixed(Value),
+    Computed(Compute),
+    /// A Stripe list, a page at a time: the first page, then the page after the one whose last
+    /// object `starting_after` names.
+    Pages {
+        url: String,
+        pages: Vec<Vec<Value>>,
+    },
+}
+
+impl Reply {
+    /// A 200 whose JSON is made from the request: an object echoing what was asked.
+    pub fn computed(compute: impl Fn(&Seen) -> Value + Send + Sync + 'static) -> Self {
+        Self::with_body(StatusCode::OK, Body::Computed(Arc::new(compute)))
+    }
+
+    /// Stripe's answer to a request it refuses or fails: `status` with `{ "error": error }`.
+    pub fn error(status: u16, error: Value) -> Self {
+        Self::with_body(
+            StatusCode::from_u16(status).unwrap(),
+            Body::Fixed(json!({ "error": error })),
+        )
+    }
+
+    /// The same answer, given only after `delay`: a slow Stripe.
+    pub fn after(self, delay: Duration) -> Self {
+        Self {
+            delay: Some(delay),
+            ..self
+        }
+    }
+
+    fn with_body(status: StatusCode, body: Body) -> Self {
+        Self {
+            status,
+            body,
+            delay: None,
+        }
+    }
+
+    /// The answer to `seen`, or `None` for a list cursor that names no page.
+    fn answer(&self, seen: &Seen) -> Option<HttpResponse> {
+        let body = match &self.body {
+            Body::Fixed(body) => body.clone(),
+            Body::Computed(compute) => compute(seen),
+            Body::Pages { url, pages } => {
+                let page = match seen.param("starting_after") {
+                    None => 0,
+                    Some(after) => {
+                        pages
+                            .iter()
+                            .position(|page| page.last().is_some_and(|last| last["id"] == after))?
+                            + 1
+                    }
+                };
+                json!({
+                    "object": "list",
+                    "data": pages.get(page)?,
+                    "has_more": page + 1 < pages.len(),
+                    "url": url,
+                })
+            }
+        };
+        Some(HttpResponse::build(self.status).json(body))
+    }
+}
+
+struct Route {
+    method: &'static str,
+    path: String,
+    /// Parameters (query or form) a request must carry for this route to take it.
+    when: Vec<(String, String)>,
+    reply: Reply,
+}
+
+impl Route {
+    fn takes(&self, seen: &Seen) -> bool {
+        seen.method == self.method
+            && seen.path == self.path
+            && self.when.iter().all(|(name, value)| {
+                seen.param(name) == Some(value.as_str())
+                    || seen.form_field(name) == Some(value.as_str())
+            })
+    }
+}
+
+/// A fake Stripe's route table, tried in the order the routes were added.
+#[derive(Default)]
+pub struct FakeStripeBuilder {
+    routes: Vec<Route>,
+    otherwise: Option<Reply>,
+}
+
+impl FakeStripeBuilder {
+    /// `POST path` answers `reply`.
+    pub fn on_post(self, path: &str, reply: Reply) -> Self {
+        self.route("POST", path, reply)
+    }
+
+    /// `GET path` is a Stripe list of `items`, on one page.
+    pub fn list(self, path: &str, items: Vec<Value>) -> Self {
+        self.pages(path, vec![items])
+    }
+
+    /// `GET path` is a Stripe list of these pages, paged with `starting_after` as Stripe does.
+    pub fn pages(self, path: &str, pages: Vec<Vec<Value>>) -> Self {
+        let url = path.to_owned();
+        self.route(
+            "GET",
+            path,
+            Reply::with_body(StatusCode::OK, Body::Pages { url, pages }),
+        )
+    }
+
+    /// Narrows the route added last to requests whose query or form carries `name=value`.
+    pub fn when(mut self, name: &str, value: &str) -> Self {
+        self.routes
+            .last_mut()
+            .expect("`when` narrows a route: add one first")
+            .when
+            .push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The answer to every request no route takes, instead of Stripe's 404.
+    pub fn otherwise(mut self, reply: Reply) -> Self {
+        self.otherwise = Some(reply);
+        self
+    }
+
+    fn route(mut self, method: &'static str, path: &str, reply: Reply) -> Self {
+        self.routes.push(Route {
+            method,
+            path: path.to_owned(),
+            when: Vec::new(),
+            reply,
+        });
+        self
+    }
+
+    /// Starts the fake on a loopback port.
+    pub async fn start(self) -> FakeStripe {
+        let table = Arc::new(self);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&seen);
         let server = HttpServer::new(move || {
-            let answer = Arc::clone(&answer);
+            let table = Arc::clone(&table);
             let recorded = Arc::clone(&recorded);
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let answer = Arc::clone(&answer);
+                let table = Arc::clone(&table);
                 let recorded = Arc::clone(&recorded);
                 async move {
                     let seen = Seen::of(&req, &body);
                     recorded.lock().unwrap().push(seen.clone());
-                    answer(&seen)
+                    table.answer(&seen).await
                 }
             }))
         })
@@ -95,11 +259,41 @@ impl FakeStripe {
         let server = server.run();
         let handle = server.handle();
         tokio::spawn(server);
-        Self {
+        FakeStripe {
             base: format!("http://{address}/"),
             seen,
             handle,
         }
+    }
+
+    async fn answer(&self, seen: &Seen) -> HttpResponse {
+        let reply = self
+            .routes
+            .iter()
+            .find(|route| route.takes(seen))
+            .map(|route| &route.reply)
+            .or(self.otherwise.as_ref());
+        let Some(reply) = reply else {
+            return unrecognized(seen);
+        };
+        if let Some(delay) = reply.delay {
+            tokio::time::sleep(delay).await;
+        }
+        reply.answer(seen).unwrap_or_else(|| unrecognized(seen))
+    }
+}
+
+/// The running fake; stop it at the end of the test.
+pub struct FakeStripe {
+    pub base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    handle: ServerHandle,
+}
+
+impl FakeStripe {
+    /// An empty route table: every request gets Stripe's 404 until routes are added.
+    pub fn builder() -> FakeStripeBuilder {
+        FakeStripeBuilder::default()
     }
 
     /// Every request so far, in the order they came.
@@ -133,7 +327,7 @@ impl FakeStripe {
 }
 
 /// Stripe's answer to a request it has no route for.
-pub fn unrecognized(seen: &Seen) -> HttpResponse {
+fn unrecognized(seen: &Seen) -> HttpResponse {
     HttpResponse::NotFound().json(json!({
         "error": {
             "message": format!("Unrecognized request URL ({}: {})", seen.method, seen.path),

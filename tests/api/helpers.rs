@@ -1,3 +1,4 @@
+// long file: the one harness every API test shares (app, database, keys, clock, HTTP calls)
 //! `spawn_app()` and what tests need around it: a fresh database per test, a fixed clock, an
 //! admin key, and a way to take the database away.
 
@@ -614,26 +615,74 @@ pub fn event(
     serde_json::to_vec(&event).unwrap()
 }
 
+/// A `PUT /v1/plans/{id}` body: a name, prices and entitlements, and the optional fields only
+/// when a test sets them (left out, the server's defaults apply).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanBody {
+    name: String,
+    stripe_prices: Vec<String>,
+    entitlements: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_promotion_codes: Option<bool>,
+}
+
+impl PlanBody {
+    pub fn new(name: impl Into<String>, prices: &[&str], entitlements: &[&str]) -> Self {
+        let owned = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect();
+        Self {
+            name: name.into(),
+            stripe_prices: owned(prices),
+            entitlements: owned(entitlements),
+            trial_days: None,
+            allow_promotion_codes: None,
+        }
+    }
+
+    pub fn trial_days(mut self, days: u32) -> Self {
+        self.trial_days = Some(days);
+        self
+    }
+
+    pub fn allow_promotion_codes(mut self, allow: bool) -> Self {
+        self.allow_promotion_codes = Some(allow);
+        self
+    }
+
+    /// The body as JSON, for a test to break a field of.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap()
+    }
+}
+
 impl TestApp {
-    /// Creates (or replaces) a plan with the admin key.
-    pub async fn put_plan(&self, id: &str, prices: &[&str], entitlements: &[&str]) {
-        let response = self
-            .client
+    /// `PUT /v1/plans/{id}` with the admin key and `body` (a [`PlanBody`], or any JSON); the
+    /// answer, whatever it is.
+    pub async fn put_plan_body(&self, id: &str, body: &impl serde::Serialize) -> Response {
+        self.client
             .put(self.url(&format!("/v1/plans/{id}")))
             .bearer_auth(&self.admin_key)
-            .json(&serde_json::json!({
-                "name": id,
-                "stripe_prices": prices,
-                "entitlements": entitlements,
-            }))
+            .json(body)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Creates (or replaces) a plan with the admin key; it must succeed.
+    pub async fn put_plan_with(&self, id: &str, plan: &PlanBody) {
+        let response = self.put_plan_body(id, plan).await;
         assert!(
             response.status().is_success(),
             "PUT plan {id}: {}",
             response.status()
         );
+    }
+
+    /// Creates (or replaces) a plan named after its id with the admin key.
+    pub async fn put_plan(&self, id: &str, prices: &[&str], entitlements: &[&str]) {
+        self.put_plan_with(id, &PlanBody::new(id, prices, entitlements))
+            .await;
     }
 
     /// `POST /v1/admin/signing-keys/rotate` with the admin key, which must succeed; the answer.

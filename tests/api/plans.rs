@@ -1,28 +1,18 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, event, problem, spawn_app, test_epoch};
+use crate::helpers::{PlanBody, TestApp, event, problem, spawn_app, test_epoch};
 
-fn all_access() -> Value {
-    json!({
-        "name": "All-Access",
-        "stripe_prices": ["price_1TPeerMonthly01", "price_1TPeerYearly01"],
-        "entitlements": ["articles", "newsletters:regional", "articles"],
-        "trial_days": 14,
-        "allow_promotion_codes": true
-    })
+fn all_access() -> PlanBody {
+    PlanBody::new(
+        "All-Access",
+        &["price_1TPeerMonthly01", "price_1TPeerYearly01"],
+        &["articles", "newsletters:regional", "articles"],
+    )
+    .trial_days(14)
+    .allow_promotion_codes(true)
 }
 
 impl TestApp {
-    async fn put_plan_body(&self, id: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .put(self.url(&format!("/v1/plans/{id}")))
-            .bearer_auth(&self.admin_key)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
     async fn archive_plan(&self, id: &str) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/v1/plans/{id}/archive")))
@@ -86,11 +76,11 @@ async fn putting_a_plan_again_replaces_it_and_keeps_its_creation_time() {
         201
     );
     app.clock.advance(chrono::Duration::minutes(3));
-    let replacement = json!({
-        "name": "All-Access (2027)",
-        "stripe_prices": ["price_1TPeerYearly01", "price_new"],
-        "entitlements": ["reports"]
-    });
+    let replacement = PlanBody::new(
+        "All-Access (2027)",
+        &["price_1TPeerYearly01", "price_new"],
+        &["reports"],
+    );
     let response = app.put_plan_body("all-access", &replacement).await;
     assert_eq!(response.status(), 200);
     let plan: Value = response.json().await.unwrap();
@@ -106,7 +96,7 @@ async fn putting_a_plan_again_replaces_it_and_keeps_its_creation_time() {
     assert_eq!(plan["updated_at"], instant(3));
 
     // The price the replacement dropped is free for another plan.
-    let other = json!({ "name": "Monthly", "stripe_prices": ["price_1TPeerMonthly01"], "entitlements": ["articles"] });
+    let other = PlanBody::new("Monthly", &["price_1TPeerMonthly01"], &["articles"]);
     assert_eq!(app.put_plan_body("monthly", &other).await.status(), 201);
 }
 
@@ -121,7 +111,11 @@ async fn a_price_belongs_to_one_plan_at_most_and_a_conflict_changes_nothing() {
     );
     let before = app.get_json("/v1/plans", Some(&app.admin_key)).await;
 
-    let thief = json!({ "name": "Thief", "stripe_prices": ["price_other", "price_1TPeerYearly01"], "entitlements": ["articles"] });
+    let thief = PlanBody::new(
+        "Thief",
+        &["price_other", "price_1TPeerYearly01"],
+        &["articles"],
+    );
     let body = problem(
         app.put_plan_body("thief", &thief).await,
         409,
@@ -133,8 +127,7 @@ async fn a_price_belongs_to_one_plan_at_most_and_a_conflict_changes_nothing() {
         "{body}"
     );
     // Also when the conflicting plan exists already.
-    let existing =
-        json!({ "name": "Other", "stripe_prices": ["price_other"], "entitlements": ["articles"] });
+    let existing = PlanBody::new("Other", &["price_other"], &["articles"]);
     assert_eq!(app.put_plan_body("other", &existing).await.status(), 201);
     problem(
         app.put_plan_body("other", &thief).await,
@@ -163,7 +156,7 @@ async fn two_plans_racing_for_one_price_end_with_exactly_one_owner() {
     let app = &app;
     let mut racers = Vec::new();
     for n in 0..8 {
-        let body = json!({ "name": format!("Racer {n}"), "stripe_prices": ["price_contested"], "entitlements": ["articles"] });
+        let body = PlanBody::new(format!("Racer {n}"), &["price_contested"], &["articles"]);
         racers.push(async move {
             (
                 n,
@@ -255,7 +248,7 @@ async fn plans_that_break_a_rule_are_422_problems_and_store_nothing() {
     )
     .await;
     let with = |field: &str, value: Value| {
-        let mut body = all_access();
+        let mut body = all_access().json();
         body[field] = value;
         body
     };
@@ -290,7 +283,7 @@ async fn plans_that_break_a_rule_are_422_problems_and_store_nothing() {
 #[tokio::test]
 async fn legacy_stripe_plan_ids_are_accepted_as_prices() {
     let app = spawn_app().await;
-    let body = json!({ "name": "Gold (2019)", "stripe_prices": ["plan_Gold2019"], "entitlements": ["articles"] });
+    let body = PlanBody::new("Gold (2019)", &["plan_Gold2019"], &["articles"]);
     let response = app.put_plan_body("gold", &body).await;
     assert_eq!(response.status(), 201);
     let plan: Value = response.json().await.unwrap();

@@ -2,13 +2,12 @@
 //! actix-web server that answers list endpoints a page at a time with the fixtures' objects and
 //! records every request it gets.
 
-use actix_web::HttpResponse;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tollgate::clock::Clock;
 
-use crate::fake_stripe::{FakeStripe, unrecognized};
+use crate::fake_stripe::{FakeStripe, Reply};
 use crate::helpers::{TestApp, TestDatabase, at, event, problem, spawn_app};
 
 const SUBSCRIPTION_CREATED: &[u8] =
@@ -45,16 +44,6 @@ impl ReconcileApp for FakeStripe {
     async fn app(&self) -> TestApp {
         self.app_with(SECRET_KEY, None).await
     }
-}
-
-/// One page of a Stripe list.
-fn list(url: &str, has_more: bool, data: Vec<Value>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "object": "list",
-        "data": data,
-        "has_more": has_more,
-        "url": url,
-    }))
 }
 
 /// The `data.object` of a fixture event.
@@ -185,20 +174,15 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
     let page_two = vec![active_subscription(STRANGERS_SUBSCRIPTION, STRANGER, None)];
     let monthly = object(SUBSCRIPTION_CREATED)["items"]["data"][0]["price"].clone();
     assert_eq!(monthly["id"], PRICE);
-    let stripe = FakeStripe::start(move |seen| match seen.path.as_str() {
-        "/v1/prices" if seen.param("limit") == Some("100") => {
-            list("/v1/prices", false, vec![monthly.clone()])
-        }
-        "/v1/subscriptions" => match seen.param("starting_after") {
-            None => list("/v1/subscriptions", true, page_one.clone()),
-            Some(SUBSCRIPTION_9) => list("/v1/subscriptions", false, page_two.clone()),
-            Some(_) => unrecognized(seen),
-        },
-        "/v1/invoices" => list("/v1/invoices", false, vec![]),
-        "/v1/refunds" => list("/v1/refunds", false, vec![]),
-        _ => unrecognized(seen),
-    })
-    .await;
+    // The second page is asked for after the last subscription of the first, SUBSCRIPTION_9.
+    let stripe = FakeStripe::builder()
+        .list("/v1/prices", vec![monthly])
+        .when("limit", "100")
+        .pages("/v1/subscriptions", vec![page_one, page_two])
+        .list("/v1/invoices", vec![])
+        .list("/v1/refunds", vec![])
+        .start()
+        .await;
     let app = stripe.app().await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
     // A day after the subscriptions began: reader-42's period runs until 2025-12-13.
@@ -274,22 +258,20 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
 
 #[tokio::test]
 async fn a_reconcile_applies_events_that_waited_for_their_reader() {
-    let stripe = FakeStripe::start(|seen| match seen.path.as_str() {
-        "/v1/subscriptions" => list(
+    let stripe = FakeStripe::builder()
+        .list(
             "/v1/subscriptions",
-            false,
             vec![active_subscription(
                 SUBSCRIPTION_42,
                 CUSTOMER_42,
                 Some("reader-42"),
             )],
-        ),
-        "/v1/prices" => list("/v1/prices", false, vec![]),
-        "/v1/invoices" => list("/v1/invoices", false, vec![]),
-        "/v1/refunds" => list("/v1/refunds", false, vec![]),
-        _ => unrecognized(seen),
-    })
-    .await;
+        )
+        .list("/v1/prices", vec![])
+        .list("/v1/invoices", vec![])
+        .list("/v1/refunds", vec![])
+        .start()
+        .await;
     let app = stripe.app().await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
     app.clock.set(at(1_763_000_100));
@@ -334,25 +316,17 @@ async fn a_reconcile_applies_events_that_waited_for_their_reader() {
 #[tokio::test]
 async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_through_invoice_payments()
  {
-    let stripe = FakeStripe::start(|seen| match seen.path.as_str() {
-        "/v1/subscriptions" => list("/v1/subscriptions", false, vec![]),
-        "/v1/prices" => list("/v1/prices", false, vec![]),
-        "/v1/invoices" => list("/v1/invoices", false, vec![object(INVOICE_PAID)]),
-        "/v1/refunds" => list("/v1/refunds", false, vec![refund()]),
-        "/v1/invoice_payments"
-            if seen.param("payment[type]") == Some("payment_intent")
-                && seen.param("payment[payment_intent]") == Some(PAYMENT_INTENT) =>
-        {
-            list(
-                "/v1/invoice_payments",
-                false,
-                vec![object(INVOICE_PAYMENT_PAID)],
-            )
-        }
-        "/v1/invoice_payments" => list("/v1/invoice_payments", false, vec![]),
-        _ => unrecognized(seen),
-    })
-    .await;
+    let stripe = FakeStripe::builder()
+        .list("/v1/subscriptions", vec![])
+        .list("/v1/prices", vec![])
+        .list("/v1/invoices", vec![object(INVOICE_PAID)])
+        .list("/v1/refunds", vec![refund()])
+        .list("/v1/invoice_payments", vec![object(INVOICE_PAYMENT_PAID)])
+        .when("payment[type]", "payment_intent")
+        .when("payment[payment_intent]", PAYMENT_INTENT)
+        .list("/v1/invoice_payments", vec![])
+        .start()
+        .await;
     let app = stripe.app().await;
     // Two days after the refund: the invoice and the refund are inside the window.
     let now = at(1_763_345_600);
@@ -479,13 +453,16 @@ async fn without_a_secret_key_a_reconcile_is_a_503_problem_that_says_so() {
 
 #[tokio::test]
 async fn a_stripe_error_is_a_502_problem_carrying_stripes_error_type_and_never_the_key() {
-    let stripe = FakeStripe::start(|_| {
-        HttpResponse::Unauthorized().json(json!({ "error": {
-            "type": "invalid_request_error",
-            "message": "Invalid API Key provided: sk_test_****",
-        } }))
-    })
-    .await;
+    let stripe = FakeStripe::builder()
+        .otherwise(Reply::error(
+            401,
+            json!({
+                "type": "invalid_request_error",
+                "message": "Invalid API Key provided: sk_test_****",
+            }),
+        ))
+        .start()
+        .await;
     let app = stripe.app().await;
 
     let body = problem(app.reconcile().await, 502, "stripe_error").await;
@@ -505,22 +482,20 @@ async fn a_stripe_error_is_a_502_problem_carrying_stripes_error_type_and_never_t
 
 #[tokio::test]
 async fn the_command_line_reconcile_prints_its_report() {
-    let stripe = FakeStripe::start(|seen| match seen.path.as_str() {
-        "/v1/subscriptions" => list(
+    let stripe = FakeStripe::builder()
+        .list(
             "/v1/subscriptions",
-            false,
             vec![active_subscription(
                 SUBSCRIPTION_42,
                 CUSTOMER_42,
                 Some("reader-42"),
             )],
-        ),
-        "/v1/prices" => list("/v1/prices", false, vec![]),
-        "/v1/invoices" => list("/v1/invoices", false, vec![object(INVOICE_PAID)]),
-        "/v1/refunds" => list("/v1/refunds", false, vec![]),
-        _ => unrecognized(seen),
-    })
-    .await;
+        )
+        .list("/v1/prices", vec![])
+        .list("/v1/invoices", vec![object(INVOICE_PAID)])
+        .list("/v1/refunds", vec![])
+        .start()
+        .await;
     // An app without Stripe, for its database and to read the result through the API.
     let app = spawn_app().await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
@@ -600,14 +575,13 @@ async fn a_reconcile_finds_the_reader_in_the_expanded_customers_metadata() {
         "email": "reader42@example.org",
         "metadata": { "reader_id": "reader-42" },
     });
-    let stripe = FakeStripe::start(move |seen| match seen.path.as_str() {
-        "/v1/subscriptions" => list("/v1/subscriptions", false, vec![subscription.clone()]),
-        "/v1/prices" => list("/v1/prices", false, vec![]),
-        "/v1/invoices" => list("/v1/invoices", false, vec![]),
-        "/v1/refunds" => list("/v1/refunds", false, vec![]),
-        _ => unrecognized(seen),
-    })
-    .await;
+    let stripe = FakeStripe::builder()
+        .list("/v1/subscriptions", vec![subscription])
+        .list("/v1/prices", vec![])
+        .list("/v1/invoices", vec![])
+        .list("/v1/refunds", vec![])
+        .start()
+        .await;
     let app = stripe.app().await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
     app.clock.set(at(1_763_100_000));

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::SECRET;
 use super::scenario::PLANS;
+use crate::helpers::PlanBody;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tollgate");
 
@@ -87,9 +88,7 @@ impl Server {
             let response = http
                 .put(format!("{}/v1/plans/{id}", self.base()))
                 .bearer_auth(&self.admin_key)
-                .json(
-                    &json!({ "name": id, "stripe_prices": [price], "entitlements": entitlements }),
-                )
+                .json(&PlanBody::new(id, &[price], entitlements))
                 .send()
                 .await
                 .unwrap();
