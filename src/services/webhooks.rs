@@ -100,10 +100,10 @@ impl Webhooks<'_> {
         };
         let new = self.store.record_webhook_event(&event).await?;
         tracing::info!(new, status = %event.status, "Stripe event received");
-        if status == EventStatus::Pending {
-            if let Err(err) = self.mirror.apply(&event.id).await {
-                tracing::warn!(error = %err, "applying a stored Stripe event failed; it will be retried");
-            }
+        if status == EventStatus::Pending
+            && let Err(err) = self.mirror.apply(&event.id).await
+        {
+            tracing::warn!(error = %err, "applying a stored Stripe event failed; it will be retried");
         }
         Ok(Received { new })
     }
