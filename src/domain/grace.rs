@@ -16,16 +16,6 @@ impl PastDueGrace {
         Self(grace.max(TimeDelta::zero()))
     }
 
-    /// A grace of `grace`, or `None` when it is longer than a [`TimeDelta`] can be.
-    pub fn from_std(grace: std::time::Duration) -> Option<Self> {
-        TimeDelta::from_std(grace).ok().map(Self)
-    }
-
-    /// Its length.
-    pub fn duration(self) -> TimeDelta {
-        self.0
-    }
-
     /// When the grace of a subscription past due since `since` ends: `since` + the grace, or the
     /// latest instant [`DateTime`] can hold when that is later.
     pub fn ends(self, since: DateTime<Utc>) -> DateTime<Utc> {
@@ -127,24 +117,6 @@ mod tests {
         assert!(week.covers_unix(i64::MAX, 0));
         assert!(week.covers_unix(i64::MAX - 10, i64::MAX));
         assert!(!PastDueGrace::new(TimeDelta::zero()).covers_unix(i64::MIN, i64::MIN));
-    }
-
-    #[test]
-    fn only_a_std_duration_too_long_for_a_time_delta_is_refused() {
-        let longest = std::time::Duration::from_millis(i64::MAX as u64);
-        assert_eq!(
-            PastDueGrace::from_std(longest).map(PastDueGrace::duration),
-            Some(TimeDelta::MAX)
-        );
-        assert_eq!(
-            PastDueGrace::from_std(std::time::Duration::from_secs(7 * 86_400)),
-            Some(PastDueGrace::new(TimeDelta::days(7)))
-        );
-        assert_eq!(
-            PastDueGrace::from_std(longest + std::time::Duration::from_millis(1)),
-            None
-        );
-        assert_eq!(PastDueGrace::from_std(std::time::Duration::MAX), None);
     }
 
     proptest! {

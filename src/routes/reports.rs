@@ -252,8 +252,8 @@ pub async fn mrr(
         periods::parse_month("to", required("to", query.to.as_ref())?).map_err(range_problem)?;
     let group_by = query.group_by.as_deref().unwrap_or("none");
     let plan = by_plan(Some(group_by), &["plan", "none"])?;
-    let months = periods::months(from, to, state.settings.billing().reporting_time_zone)
-        .map_err(range_problem)?;
+    let time_zone = state.settings.billing().reporting_time_zone;
+    let months = periods::months(from, to, time_zone).map_err(range_problem)?;
     let (rows, gaps) = state.reports().mrr(&months, plan).await?;
     let notes: Vec<String> = gaps
         .unknown_prices
@@ -270,7 +270,7 @@ pub async fn mrr(
         from: from.to_string(),
         to: to.to_string(),
         group_by,
-        time_zone: state.settings.billing().reporting_time_zone.name(),
+        time_zone: time_zone.name(),
         rows: &rows,
         notes,
     };
