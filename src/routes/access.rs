@@ -2,7 +2,9 @@
 //! /v1/tokens` (what is this reader entitled to, as a token), `POST /v1/readers/{id}/merge`
 //! (an anonymous device's free views join the account's meter), and the JWKS.
 
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{
+    ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue,
+};
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +186,12 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     headers.insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=60"),
+    );
+    // Public keys, readable by a site's pages for UI hints (the site's server does the gating).
+    // Nothing else tollgate serves is meant for a browser, so nothing else says this.
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
     );
     response
 }

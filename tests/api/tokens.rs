@@ -102,6 +102,40 @@ async fn token(app: &TestApp, reader: &str) -> Value {
 }
 
 #[tokio::test]
+async fn only_the_jwks_may_be_read_from_another_origin() {
+    let app = spawn_app().await;
+    let from_a_site = |path: &str, key: Option<&str>| {
+        let mut request = app
+            .client
+            .get(app.url(path))
+            .header("origin", "https://news.example");
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let jwks = from_a_site("/.well-known/jwks.json", None).await.unwrap();
+    assert_eq!(jwks.status(), 200);
+    assert_eq!(jwks.headers()["access-control-allow-origin"], "*");
+    for (path, key) in [
+        ("/healthz", None),
+        ("/openapi.yaml", None),
+        ("/v1/plans", Some(app.admin_key.as_str())),
+        ("/v1/keys", Some(app.admin_key.as_str())),
+    ] {
+        let response = from_a_site(path, key).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{path} must not be readable cross-origin"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_entitlements_token_lists_what_the_reader_holds_and_verifies_against_the_jwks() {
     let app = spawn_app().await;
     app.grant("sub-1", &["articles", "ad_free"]).await;
