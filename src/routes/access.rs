@@ -189,10 +189,7 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     );
     // Public keys, readable by a site's pages for UI hints (the site's server does the gating).
     // Nothing else tollgate serves is meant for a browser, so nothing else says this.
-    headers.insert(
-        ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response
 }
 
