@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use tollgate::clock::SystemClock;
 use tollgate::config::{Overrides, Settings};
 use tollgate::domain::{ApiKeyId, KeyName, Role};
-use tollgate::services::keys::issue_key;
+use tollgate::services::keys::{KeyRequest, issue_key};
 use tollgate::services::mirror::{Mirror, RetryPolicy};
 use tollgate::services::reconcile::Reconcile;
 use tollgate::startup::Application;
@@ -102,6 +102,10 @@ enum KeysCommand {
         /// A label that says who holds the key.
         #[arg(long)]
         name: String,
+        /// Let the key tell tollgate the address a reader reads from (`ip` in access and
+        /// token requests), which can admit them under an institutional licence.
+        #[arg(long)]
+        may_assert_ip: bool,
     },
     /// List keys (never their secrets), one per line, tab-separated.
     List,
@@ -258,9 +262,18 @@ async fn open_migrated(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 async fn keys(store: &dyn Store, command: KeysCommand) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
-        KeysCommand::Create { role, name } => {
+        KeysCommand::Create {
+            role,
+            name,
+            may_assert_ip,
+        } => {
             let name = KeyName::parse(&name)?;
-            let issued = issue_key(store, &SystemClock, role, name, None).await?;
+            let request = KeyRequest {
+                role,
+                name,
+                may_assert_ip,
+            };
+            let issued = issue_key(store, &SystemClock, request, None).await?;
             tracing::info!(key_id = %issued.key.id, %role, "API key created");
             writeln!(out, "{}", issued.secret.expose())?;
         }

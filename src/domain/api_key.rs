@@ -195,6 +195,9 @@ pub struct NewApiKey {
     pub created_at: DateTime<Utc>,
     /// The key that made it; `None` when made from the command line.
     pub created_by: Option<ApiKeyId>,
+    /// Whether it may tell tollgate a reader's address (`ip`), which can admit them under a
+    /// licence.
+    pub may_assert_ip: bool,
 }
 
 /// A stored key, without its secret.
@@ -214,6 +217,9 @@ pub struct ApiKey {
     pub created_by: Option<ApiKeyId>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether it may tell tollgate a reader's address (`ip`), which can admit them under a
+    /// licence.
+    pub may_assert_ip: bool,
 }
 
 impl ApiKey {
@@ -307,6 +313,7 @@ mod tests {
             created_at: Utc::now(),
             created_by: None,
             revoked_at: None,
+            may_assert_ip: false,
         };
         assert!(key(Role::Admin).may(&[]));
         assert!(key(Role::Service).may(&[Role::Service]));

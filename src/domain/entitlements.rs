@@ -1,5 +1,6 @@
 //! What a reader is entitled to: the entitlements of their subscriptions in good standing, through
-//! the plans that own each item's price, plus their grants that have not expired.
+//! the plans that own each item's price, plus their grants that have not expired and the
+//! licences in force in which they hold a seat.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{
-    Entitlement, Grant, PastDueGrace, Plan, PlanId, Standing, StripePriceId, Subscription,
+    Entitlement, Grant, Licence, PastDueGrace, Plan, PlanId, Standing, StripePriceId, Subscription,
 };
 
 /// Where an entitlement comes from.
@@ -18,6 +19,8 @@ pub enum SourceKind {
     Subscription,
     /// A grant.
     Grant,
+    /// A seat of an institutional licence.
+    Licence,
 }
 
 /// One reason a reader holds an entitlement.
@@ -69,6 +72,7 @@ pub fn held(
     subscriptions: &[Subscription],
     plans: &[Plan],
     grants: &[Grant],
+    licences: &[Licence],
     now: DateTime<Utc>,
     past_due_grace: PastDueGrace,
 ) -> Vec<Held> {
@@ -100,6 +104,15 @@ pub fn held(
                 kind: SourceKind::Grant,
                 id: grant.id.to_string(),
                 lapses_at: Some(grant.expires_at),
+            });
+        }
+    }
+    for licence in licences.iter().filter(|licence| licence.is_active(now)) {
+        for name in &licence.spec.entitlements {
+            sources.entry(name).or_default().push(Source {
+                kind: SourceKind::Licence,
+                id: licence.id.to_string(),
+                lapses_at: Some(licence.spec.expires_at),
             });
         }
     }
@@ -226,6 +239,7 @@ mod tests {
             &subs,
             &plans,
             &[],
+            &[],
             at(5_000),
             PastDueGrace::new(TimeDelta::days(7)),
         );
@@ -250,6 +264,7 @@ mod tests {
                 &subs,
                 &plans,
                 &[],
+                &[],
                 at(5_000),
                 PastDueGrace::new(TimeDelta::days(7))
             )
@@ -270,6 +285,7 @@ mod tests {
             &[sub],
             &plans,
             &grants,
+            &[],
             at(5_000),
             PastDueGrace::new(TimeDelta::days(7)),
         );
@@ -278,5 +294,34 @@ mod tests {
         // The later of the subscription's period end and the grant's expiry.
         assert_eq!(held[0].lapses_at, Some(at(20_000)));
         assert_eq!(held[1].sources[0].kind, SourceKind::Grant);
+    }
+
+    #[test]
+    fn a_seat_gives_the_licences_entitlements_while_it_is_in_force() {
+        use crate::domain::{IpRange, Licence, LicenceId, LicenceSpec};
+        let licence = |from: i64, to: i64| Licence {
+            id: LicenceId::generate(),
+            spec: LicenceSpec {
+                name: "University of Example".into(),
+                entitlements: vec![Entitlement::parse("articles").unwrap()],
+                ip_ranges: vec![IpRange::parse("10.0.0.0/8").unwrap()],
+                email_domains: Vec::new(),
+                seats: None,
+                starts_at: at(from),
+                expires_at: at(to),
+            },
+            members: 1,
+            created_at: at(0),
+        };
+        let grace = PastDueGrace::new(TimeDelta::days(7));
+        let current = [licence(1_000, 9_000)];
+        let held_now = held(&[], &[], &[], &current, at(5_000), grace);
+        assert_eq!(names(&held_now), ["articles"]);
+        assert_eq!(held_now[0].sources[0].kind, SourceKind::Licence);
+        assert_eq!(held_now[0].sources[0].id, current[0].id.as_str());
+        assert_eq!(held_now[0].lapses_at, Some(at(9_000)));
+        // Not yet in force, or over: nothing.
+        assert!(held(&[], &[], &[], &[licence(6_000, 9_000)], at(5_000), grace).is_empty());
+        assert!(held(&[], &[], &[], &current, at(9_000), grace).is_empty());
     }
 }

@@ -104,10 +104,54 @@ macro_rules! validated_string {
     };
 }
 
+/// Declares an identifier made here: a prefix and a time-ordered UUID (`grt_0199...`), parsed
+/// strictly from clients and taken as stored from the database.
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            const PREFIX: &'static str = $prefix;
+
+            /// A fresh id.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", Self::PREFIX, uuid::Uuid::now_v7().simple()))
+            }
+
+            /// Parses an id received from a client; `None` when it cannot be one.
+            pub fn parse(s: &str) -> Option<Self> {
+                let hex = s.strip_prefix(Self::PREFIX)?;
+                (hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                    .then(|| Self(s.to_owned()))
+            }
+
+            /// Rebuilds an id read back from the store.
+            pub fn from_stored(s: String) -> Self {
+                Self(s)
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 pub mod api_key;
 pub mod billing;
 pub mod entitlements;
 pub mod grace;
+pub mod licence;
 pub mod meter;
 pub mod plan;
 pub mod price;
@@ -122,6 +166,9 @@ pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, R
 pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
 pub use grace::PastDueGrace;
+pub use licence::{
+    EmailDomain, InvalidLicence, IpRange, Licence, LicenceConflict, LicenceId, LicenceSpec,
+};
 pub use meter::{
     ArticleId, Audience, MeterPolicy, MeterState, MeterSubject, Period, Usage, Window,
 };

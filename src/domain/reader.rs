@@ -21,42 +21,11 @@ validated_string!(
     "1 to 128 characters from A-Z, a-z, 0-9, `.`, `_`, `:`, `@` and `-`, not only dots"
 );
 
-/// The identifier of a grant: `grt_` and a time-ordered UUID.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct GrantId(String);
-
-impl GrantId {
-    const PREFIX: &'static str = "grt_";
-
-    /// A fresh id.
-    pub fn generate() -> Self {
-        Self(format!("{}{}", Self::PREFIX, uuid::Uuid::now_v7().simple()))
-    }
-
-    /// Parses an id received from a client; `None` when it cannot be a grant id.
-    pub fn parse(s: &str) -> Option<Self> {
-        let hex = s.strip_prefix(Self::PREFIX)?;
-        (hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Self(s.to_owned()))
-    }
-
-    /// Rebuilds an id read back from the store.
-    pub fn from_stored(s: String) -> Self {
-        Self(s)
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for GrantId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+prefixed_id!(
+    /// The identifier of a grant: `grt_` and a time-ordered UUID.
+    GrantId,
+    "grt_"
+);
 
 /// Most entitlements one grant may carry.
 pub const MAX_GRANT_ENTITLEMENTS: usize = 32;

@@ -1,6 +1,9 @@
 //! What finance reports are computed from, as the store reads it: the subscription history with
 //! the discounts paid invoices show (for MRR), and paid invoices and refunds summed per local day
-//! (for revenue). Plain values: the store fills them, `reports` computes on them.
+//! (for revenue), and licences with their monthly usage. Plain values: the store fills them,
+//! `reports` computes on them.
+
+use chrono::{DateTime, Utc};
 
 use super::{StripePriceId, SubscriptionStatus};
 
@@ -67,4 +70,28 @@ pub struct RefundDay {
     pub price_id: Option<String>,
     /// Amount refunded.
     pub amount: i64,
+}
+
+/// A licence as the report names it, deleted ones included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenceEntry {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it came into force.
+    pub starts_at: DateTime<Utc>,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
+    /// When it was deleted, if it was.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Readers and articles opened under a licence in one month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Openings {
+    /// Distinct readers and devices.
+    pub readers: u64,
+    /// Articles opened, each reader's article once.
+    pub articles: u64,
 }

@@ -45,6 +45,14 @@ pub enum ApiError {
     /// The key's role may not do this (403).
     #[error("this API key's role may not do this")]
     Forbidden,
+    /// The key's role may call this, but the key lacks a permission the request needs (403).
+    #[error("{detail}")]
+    NotPermitted {
+        /// Stable code for what the key lacks.
+        code: &'static str,
+        /// What the key lacks, safe to show.
+        detail: String,
+    },
     /// The path names nothing (404).
     #[error("{0}")]
     NotFound(String),
@@ -130,6 +138,7 @@ impl ApiError {
             Self::Invalid { code, .. }
             | Self::Conflict { code, .. }
             | Self::BadRequest { code, .. }
+            | Self::NotPermitted { code, .. }
             | Self::Unavailable { code, .. }
             | Self::Upstream { code, .. } => code,
             Self::MissingApiKey => "missing_api_key",
@@ -152,7 +161,7 @@ impl ApiError {
             Self::BadRequest { .. } => "Bad request",
             Self::Invalid { .. } => "Invalid request",
             Self::MissingApiKey | Self::InvalidApiKey => "Unauthorized",
-            Self::Forbidden => "Forbidden",
+            Self::Forbidden | Self::NotPermitted { .. } => "Forbidden",
             Self::NotFound(_) => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict { .. } => "Conflict",
@@ -214,6 +223,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(detail) => Self::NotFound(detail),
             ServiceError::Invalid { code, detail } => Self::Invalid { code, detail },
             ServiceError::Conflict { code, detail } => Self::Conflict { code, detail },
+            ServiceError::NotPermitted { code, detail } => Self::NotPermitted { code, detail },
             ServiceError::Unacceptable { code, detail } => Self::BadRequest { code, detail },
             ServiceError::RateLimited {
                 detail,
@@ -255,7 +265,7 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::NotPermitted { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,

@@ -24,6 +24,17 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
+/// For an optional field whose `null` means something (`seats: null`, no limit) apart from its
+/// absence (leave it as it is): `#[serde(default, deserialize_with = "json::nullable")]` gives
+/// `None` when absent, `Some(None)` for `null`.
+pub(crate) fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// A JSON request body, parsed into `T`.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);

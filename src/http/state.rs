@@ -10,6 +10,7 @@ use crate::services::ServiceError;
 use crate::services::access::AccessService;
 use crate::services::checkout::{Checkout, stripe_client};
 use crate::services::keys::{KeyCache, Keys};
+use crate::services::licences::Licences;
 use crate::services::limits::RateLimits;
 use crate::services::mirror::Mirror;
 use crate::services::plans::Plans;
@@ -51,6 +52,15 @@ impl AppState {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             cache: &self.key_cache,
+        }
+    }
+
+    /// The licence operations.
+    pub fn licences(&self) -> Licences<'_> {
+        Licences {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            cache: self.access.cache(),
         }
     }
 

@@ -5,11 +5,13 @@
 use actix_web::http::header::{
     ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, HeaderValue,
 };
+use std::net::IpAddr;
+
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
-use crate::domain::{ArticleId, Entitlement, MeterSubject, ReaderId};
+use crate::domain::{ArticleId, Entitlement, LicenceId, MeterSubject, ReaderId};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::{self, ApiJson};
@@ -17,7 +19,7 @@ use crate::http::paths::reader_id;
 use crate::http::state::AppState;
 use crate::http::views::MeterView;
 use crate::services::ServiceError;
-use crate::services::access::{Decision, Offer, Reason};
+use crate::services::access::{AccessQuestion, Decision, Offer, Reason};
 use crate::tokens::KeyInfo;
 
 /// Tokens and decisions are for one reader at one moment: no cache may keep them.
@@ -39,6 +41,8 @@ pub struct PostAccess {
     article_id: ArticleId,
     #[serde(default, deserialize_with = "json::present")]
     requires: Option<Entitlement>,
+    #[serde(default, deserialize_with = "json::present")]
+    ip: Option<IpAddr>,
 }
 
 /// May this reader (or device) read this article? Always 200 for a well-formed request.
@@ -62,10 +66,13 @@ pub async fn decide(
     let requires = body
         .requires
         .unwrap_or_else(|| Entitlement::from_stored("articles".into()));
-    let decision = state
-        .access
-        .decide(&caller.0.id, &subject, &body.article_id, &requires)
-        .await?;
+    let question = AccessQuestion {
+        subject: &subject,
+        article: &body.article_id,
+        requires: &requires,
+        address: body.ip,
+    };
+    let decision = state.access.decide(&caller.0, question).await?;
     tracing::debug!(reason = ?decision.reason, "access decided");
     Ok(no_store(
         HttpResponse::Ok().json(DecisionView::from(&decision)),
@@ -81,6 +88,8 @@ struct DecisionView<'a> {
     token_expires_at: Option<String>,
     meter: Option<MeterView>,
     offers: &'a [Offer],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    licence_id: Option<&'a LicenceId>,
 }
 
 impl<'a> From<&'a Decision> for DecisionView<'a> {
@@ -92,6 +101,7 @@ impl<'a> From<&'a Decision> for DecisionView<'a> {
             token_expires_at: decision.token.as_ref().map(|t| rfc3339(t.expires_at)),
             meter: decision.meter.as_ref().map(MeterView::from),
             offers: &decision.offers,
+            licence_id: decision.licence_id.as_ref(),
         }
     }
 }
@@ -101,24 +111,31 @@ impl<'a> From<&'a Decision> for DecisionView<'a> {
 #[serde(deny_unknown_fields)]
 pub struct PostToken {
     reader_id: ReaderId,
+    #[serde(default, deserialize_with = "json::present")]
+    ip: Option<IpAddr>,
 }
 
 /// A token saying what a reader is entitled to now, for the site to keep in a cookie.
 #[tracing::instrument(skip_all)]
 pub async fn token(
     state: web::Data<AppState>,
+    caller: Caller,
     body: ApiJson<PostToken>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
-    let (issued, entitlements) = state
+    let (issued, entitlements, licence) = state
         .access
-        .entitlements_token(&body.reader_id)
-        .await
-        .map_err(ServiceError::from)?;
+        .token_for(&caller.0, &body.reader_id, body.ip)
+        .await?;
     Ok(no_store(HttpResponse::Ok().json(TokenView {
         token: issued.token,
         expires_at: rfc3339(issued.expires_at),
         entitlements,
+        licence: licence.map(|licence| LicenceHint {
+            licence_id: licence.id,
+            name: licence.spec.name,
+            entitlements: licence.spec.entitlements,
+        }),
     })))
 }
 
@@ -127,6 +144,17 @@ pub async fn token(
 struct TokenView {
     token: String,
     expires_at: String,
+    entitlements: Vec<Entitlement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    licence: Option<LicenceHint>,
+}
+
+/// The licence in force at the reader's address: what each article request with that address
+/// will be granted, which the token itself never carries.
+#[derive(Debug, Serialize)]
+struct LicenceHint {
+    licence_id: LicenceId,
+    name: String,
     entitlements: Vec<Entitlement>,
 }
 

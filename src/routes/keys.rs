@@ -11,6 +11,7 @@ use crate::http::json::ApiJson;
 use crate::http::paging::{page_limit, paginate};
 use crate::http::state::AppState;
 use crate::http::views::Page;
+use crate::services::keys::KeyRequest;
 
 /// `POST /v1/keys` body.
 #[derive(Debug, Deserialize)]
@@ -18,6 +19,8 @@ use crate::http::views::Page;
 pub struct CreateKey {
     role: Role,
     name: KeyName,
+    #[serde(default)]
+    may_assert_ip: bool,
 }
 
 /// A key as listed: never its secret or hash.
@@ -30,6 +33,7 @@ struct KeyView {
     created_at: String,
     created_by: Option<ApiKeyId>,
     revoked_at: Option<String>,
+    may_assert_ip: bool,
 }
 
 /// A key just issued, with its secret: the only time the secret is shown.
@@ -40,6 +44,7 @@ struct IssuedView<'a> {
     role: Role,
     name: KeyName,
     created_at: String,
+    may_assert_ip: bool,
 }
 
 impl From<ApiKey> for KeyView {
@@ -52,6 +57,7 @@ impl From<ApiKey> for KeyView {
             created_at: rfc3339(key.created_at),
             created_by: key.created_by,
             revoked_at: key.revoked_at.map(rfc3339),
+            may_assert_ip: key.may_assert_ip,
         }
     }
 }
@@ -63,14 +69,24 @@ pub async fn create(
     caller: Caller,
     body: ApiJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
-    let ApiJson(CreateKey { role, name }) = body;
-    let issued = state.keys().issue(role, name, caller.0.id).await?;
+    let ApiJson(CreateKey {
+        role,
+        name,
+        may_assert_ip,
+    }) = body;
+    let request = KeyRequest {
+        role,
+        name,
+        may_assert_ip,
+    };
+    let issued = state.keys().issue(request, caller.0.id).await?;
     Ok(HttpResponse::Created().json(IssuedView {
         key: issued.secret.expose(),
         id: issued.key.id,
         role: issued.key.role,
         name: issued.key.name,
         created_at: rfc3339(issued.key.created_at),
+        may_assert_ip: issued.key.may_assert_ip,
     }))
 }
 

@@ -6,6 +6,7 @@ mod admin;
 mod checkout;
 mod health;
 mod keys;
+mod licences;
 mod plans;
 mod readers;
 mod reports;
@@ -147,6 +148,60 @@ fn table() -> Vec<ApiRoute> {
             "/v1/readers/{reader_id}/merge",
             SERVICE,
             web::route().to(access::merge),
+        ),
+        route(
+            Method::POST,
+            "/v1/readers/{reader_id}/licence-claims",
+            SERVICE,
+            web::route().to(licences::claim),
+        ),
+        route(
+            Method::GET,
+            "/v1/reports/licences",
+            FINANCE,
+            web::route().to(reports::licences),
+        ),
+        route(
+            Method::POST,
+            "/v1/licences",
+            Access::ADMIN,
+            web::route().to(licences::create),
+        ),
+        route(
+            Method::GET,
+            "/v1/licences",
+            Access::ADMIN,
+            web::route().to(licences::list),
+        ),
+        route(
+            Method::GET,
+            "/v1/licences/{licence_id}",
+            Access::ADMIN,
+            web::route().to(licences::get),
+        ),
+        route(
+            Method::PATCH,
+            "/v1/licences/{licence_id}",
+            Access::ADMIN,
+            web::route().to(licences::update),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/licences/{licence_id}",
+            Access::ADMIN,
+            web::route().to(licences::delete),
+        ),
+        route(
+            Method::GET,
+            "/v1/licences/{licence_id}/members",
+            Access::ADMIN,
+            web::route().to(licences::members),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/licences/{licence_id}/members/{reader_id}",
+            Access::ADMIN,
+            web::route().to(licences::remove_member),
         ),
         route(
             Method::POST,

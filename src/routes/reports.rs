@@ -3,12 +3,14 @@
 use actix_web::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::reports::licences::LicenceUsageRow;
 use crate::reports::mrr::MrrRow;
-use crate::reports::periods::{self, DateRange, Interval, InvalidRange};
+use crate::reports::periods::{self, DateRange, Interval, InvalidRange, Period};
 use crate::reports::revenue::RevenueRow;
 use crate::reports::table::to_csv;
 
@@ -41,6 +43,14 @@ const MRR_COLUMNS: [&str; 13] = [
     "arpu",
 ];
 const SUBSCRIBER_COLUMNS: [&str; 3] = ["plan_id", "status", "subscriptions"];
+const LICENCE_COLUMNS: [&str; 6] = [
+    "month",
+    "licence_id",
+    "name",
+    "members",
+    "readers",
+    "articles_opened",
+];
 
 /// `?from=&to=&interval=&group_by=&format=`
 #[derive(Debug, Deserialize)]
@@ -58,6 +68,14 @@ pub struct MrrQuery {
     from: Option<String>,
     to: Option<String>,
     group_by: Option<String>,
+    format: Option<String>,
+}
+
+/// `?from=&to=&format=`
+#[derive(Debug, Deserialize)]
+pub struct LicencesQuery {
+    from: Option<String>,
+    to: Option<String>,
     format: Option<String>,
 }
 
@@ -115,6 +133,19 @@ fn required<'q>(field: &'static str, value: Option<&'q String>) -> Result<&'q st
     value
         .map(String::as_str)
         .ok_or_else(|| ApiError::invalid("invalid_date", format!("`{field}` is required")))
+}
+
+/// The months `from` and `to` (both `YYYY-MM`, both required), and the months from one to the
+/// other as cut in `time_zone`.
+fn month_range(
+    from: Option<&String>,
+    to: Option<&String>,
+    time_zone: Tz,
+) -> Result<(NaiveDate, NaiveDate, Vec<Period>), ApiError> {
+    let from = periods::parse_month("from", required("from", from)?).map_err(range_problem)?;
+    let to = periods::parse_month("to", required("to", to)?).map_err(range_problem)?;
+    let months = periods::months(from, to, time_zone).map_err(range_problem)?;
+    Ok((from, to, months))
 }
 
 /// Whether a `group_by` value groups by plan; `allowed` lists the values the report takes.
@@ -246,14 +277,10 @@ pub async fn mrr(
     query: web::Query<MrrQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let format = format(&req, query.format.as_deref())?;
-    let from = periods::parse_month("from", required("from", query.from.as_ref())?)
-        .map_err(range_problem)?;
-    let to =
-        periods::parse_month("to", required("to", query.to.as_ref())?).map_err(range_problem)?;
+    let time_zone = state.settings.billing().reporting_time_zone;
+    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
     let group_by = query.group_by.as_deref().unwrap_or("none");
     let plan = by_plan(Some(group_by), &["plan", "none"])?;
-    let time_zone = state.settings.billing().reporting_time_zone;
-    let months = periods::months(from, to, time_zone).map_err(range_problem)?;
     let (rows, gaps) = state.reports().mrr(&months, plan).await?;
     let notes: Vec<String> = gaps
         .unknown_prices
@@ -323,5 +350,41 @@ pub async fn subscribers(
         &SUBSCRIBER_COLUMNS,
         &rows,
         &format!("subscribers-{at}.csv"),
+    )
+}
+
+/// The licence usage report as JSON.
+#[derive(Debug, Serialize)]
+struct LicencesReport<'a> {
+    from: String,
+    to: String,
+    time_zone: &'static str,
+    rows: &'a [LicenceUsageRow],
+}
+
+/// Licence usage per month: members, readers who opened articles, articles opened.
+#[tracing::instrument(skip_all)]
+pub async fn licences(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<LicencesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let format = format(&req, query.format.as_deref())?;
+    let time_zone = state.settings.billing().reporting_time_zone;
+    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
+    let rows = state.reports().licences(&months).await?;
+    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
+    let body = LicencesReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        time_zone: time_zone.name(),
+        rows: &rows,
+    };
+    answer(
+        format,
+        &body,
+        &LICENCE_COLUMNS,
+        &rows,
+        &format!("licences-{from}-{to}.csv"),
     )
 }

@@ -40,6 +40,15 @@ pub enum ServiceError {
         /// What conflicted, safe to show.
         detail: String,
     },
+    /// The caller's key may not do this particular thing, though its role may call the
+    /// endpoint, with a stable code for what it lacks.
+    #[error("{detail}")]
+    NotPermitted {
+        /// Stable code for what the key lacks.
+        code: &'static str,
+        /// What the key lacks, safe to show.
+        detail: String,
+    },
     /// Over a rate limit; another request is allowed after `retry_after`.
     #[error("{detail}")]
     RateLimited {

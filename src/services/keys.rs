@@ -16,14 +16,40 @@ pub struct IssuedKey {
     pub secret: ApiKeySecret,
 }
 
+/// What a new key is to be.
+#[derive(Debug, Clone)]
+pub struct KeyRequest {
+    /// What it may do.
+    pub role: Role,
+    /// Its label.
+    pub name: KeyName,
+    /// Whether it may tell tollgate a reader's address.
+    pub may_assert_ip: bool,
+}
+
+impl KeyRequest {
+    /// A key of `role` named `name`, which may not assert addresses.
+    pub fn new(role: Role, name: KeyName) -> Self {
+        Self {
+            role,
+            name,
+            may_assert_ip: false,
+        }
+    }
+}
+
 /// Makes and stores a new key. `created_by` is the key that asked for it, if any.
 pub async fn issue_key(
     store: &dyn Store,
     clock: &dyn Clock,
-    role: Role,
-    name: KeyName,
+    request: KeyRequest,
     created_by: Option<ApiKeyId>,
 ) -> Result<IssuedKey, StoreError> {
+    let KeyRequest {
+        role,
+        name,
+        may_assert_ip,
+    } = request;
     let secret = ApiKeySecret::generate();
     let now = clock.now();
     let new = NewApiKey {
@@ -34,6 +60,7 @@ pub async fn issue_key(
         hint: secret.hint(),
         created_at: now,
         created_by,
+        may_assert_ip,
     };
     let key = store.insert_api_key(&new).await?;
     Ok(IssuedKey { key, secret })
@@ -96,14 +123,9 @@ impl Keys<'_> {
     }
 
     /// Issues a key on behalf of the key `by`.
-    pub async fn issue(
-        &self,
-        role: Role,
-        name: KeyName,
-        by: ApiKeyId,
-    ) -> Result<IssuedKey, StoreError> {
-        let issued = issue_key(self.store, self.clock, role, name, Some(by)).await?;
-        tracing::info!(key_id = %issued.key.id, "API key created");
+    pub async fn issue(&self, request: KeyRequest, by: ApiKeyId) -> Result<IssuedKey, StoreError> {
+        let issued = issue_key(self.store, self.clock, request, Some(by)).await?;
+        tracing::info!(key_id = %issued.key.id, may_assert_ip = issued.key.may_assert_ip, "API key created");
         Ok(issued)
     }
 

@@ -6,6 +6,7 @@ pub mod access;
 pub mod checkout;
 pub mod error;
 pub mod keys;
+pub mod licences;
 pub mod limits;
 pub mod mirror;
 pub mod plans;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 
 use crate::domain::{PastDueGrace, PlanId, Price, StripePriceId};
-use crate::reports::{mrr, periods, revenue};
+use crate::reports::{licences, mrr, periods, revenue};
 use crate::store::{Store, StoreError};
 
 /// What the reports read: the mirror, the plans, the time zone and the grace period.
@@ -99,6 +99,37 @@ impl Reports<'_> {
             grace: self.grace,
         };
         Ok(mrr::report(&inputs, months, by_plan, self.time_zone))
+    }
+
+    /// Licence usage per month: members, readers and articles opened.
+    pub async fn licences(
+        &self,
+        months: &[periods::Period],
+    ) -> Result<Vec<licences::LicenceUsageRow>, StoreError> {
+        let (Some(first), Some(last)) = (months.first(), months.last()) else {
+            return Ok(Vec::new());
+        };
+        let mut inputs = licences::Inputs {
+            licences: self.store.licence_entries().await?,
+            ..licences::Inputs::default()
+        };
+        for month in months {
+            for (licence, count) in self
+                .store
+                .licence_members_between(month.starts, month.ends)
+                .await?
+            {
+                inputs.members.insert((month.label.clone(), licence), count);
+            }
+        }
+        for (month, licence, openings) in self
+            .store
+            .licence_openings(&first.label, &last.label)
+            .await?
+        {
+            inputs.openings.insert((month, licence), openings);
+        }
+        Ok(licences::report(&inputs, months))
     }
 
     /// Subscriptions in good standing at the end of `day`, by plan and status.

@@ -54,6 +54,7 @@ struct ApiKeyRow {
     created_at: i64,
     created_by: Option<String>,
     revoked_at: Option<i64>,
+    may_assert_ip: bool,
 }
 
 impl TryFrom<ApiKeyRow> for ApiKey {
@@ -68,6 +69,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             created_at: instant(row.created_at)?,
             created_by: row.created_by.map(ApiKeyId::from_stored),
             revoked_at: row.revoked_at.map(instant).transpose()?,
+            may_assert_ip: row.may_assert_ip,
         })
     }
 }
@@ -76,7 +78,8 @@ impl TryFrom<ApiKeyRow> for ApiKey {
 macro_rules! select_api_keys {
     ($tail:literal) => {
         concat!(
-            "SELECT id, name, role, hint, created_at, created_by, revoked_at FROM api_keys ",
+            "SELECT id, name, role, hint, created_at, created_by, revoked_at, may_assert_ip \
+             FROM api_keys ",
             $tail
         )
     };
@@ -87,8 +90,8 @@ macro_rules! select_api_keys {
 impl<DB: Dialect> ApiKeyStore for SqlStore<DB> {
     async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, key_hash, hint, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, name, role, key_hash, hint, created_at, created_by, \
+             may_assert_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(key.id.as_str().to_owned())
         .bind(key.name.as_str().to_owned())
@@ -97,6 +100,7 @@ impl<DB: Dialect> ApiKeyStore for SqlStore<DB> {
         .bind(key.hint.clone())
         .bind(key.created_at.timestamp_millis())
         .bind(key.created_by.as_ref().map(|id| id.as_str().to_owned()))
+        .bind(key.may_assert_ip)
         .execute(&self.pool)
         .await?;
         Ok(ApiKey {
@@ -107,6 +111,7 @@ impl<DB: Dialect> ApiKeyStore for SqlStore<DB> {
             created_at: key.created_at,
             created_by: key.created_by.clone(),
             revoked_at: None,
+            may_assert_ip: key.may_assert_ip,
         })
     }
 

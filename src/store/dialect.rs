@@ -23,6 +23,10 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// refund finds its invoice through a payment), so two changes applied side by side under
     /// PostgreSQL's READ COMMITTED could each decide on a state the other is replacing.
     const LOCK_MIRROR: Option<&'static str>;
+    /// Takes the transaction-scoped lock that licence writes share, or `None` where the write
+    /// transaction already excludes every other writer: a licence is checked against every
+    /// other before it is written, and two written side by side must not each miss the other.
+    const LOCK_LICENCES: Option<&'static str>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;

@@ -1,5 +1,5 @@
 //! Persistence, split by aggregate: one focused trait per aggregate (API keys, plans, the webhook
-//! inbox, the Stripe mirror, readers, grants, the meter, signing keys, report inputs), each
+//! inbox, the Stripe mirror, readers, grants, licences, the meter, signing keys, report inputs), each
 //! operation whole and owning its transaction, and [`Store`] composing them. One SQL
 //! implementation serves SQLite and PostgreSQL, chosen at runtime from the database URL's scheme;
 //! what differs between the two lives in `sqlite.rs` and `postgres.rs` behind `Dialect`.
@@ -13,6 +13,7 @@ mod connections;
 mod dialect;
 mod error;
 mod grants;
+mod licences;
 mod meter;
 mod mirror;
 mod plans;
@@ -34,6 +35,7 @@ pub use dialect::Backend;
 use dialect::SqlStore;
 pub use error::{OpenError, StoreError};
 pub use grants::GrantStore;
+pub use licences::{LicenceMember, LicenceStore, LicenceWrite, SeatClaim};
 use meter::MeterDialect;
 pub use meter::{MergeReport, MeterStore, Unlock, UnlockOutcome, UnlockRequest, lock_shard};
 pub use mirror::{ApplyOutcome, ApplyReport, MirrorStore};
@@ -54,6 +56,7 @@ pub trait Store:
     + MirrorStore
     + ReaderStore
     + GrantStore
+    + LicenceStore
     + MeterStore
     + SigningKeyStore
     + ReportStore

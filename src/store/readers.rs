@@ -1,5 +1,5 @@
-//! A reader as the mirror knows them: their Stripe customers, subscriptions and grants, read
-//! in a handful of queries.
+//! A reader as the mirror knows them: their Stripe customers, subscriptions, grants and licence
+//! seats, read in a handful of queries.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,8 +9,10 @@ use tollgate_macros::sql_bounds;
 use super::columns::{instant, stripe_time};
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
+use super::licences::LicenceStore;
 use crate::domain::{
-    Grant, ReaderId, StripePriceId, Subscription, SubscriptionItem, SubscriptionStatus, Version,
+    Grant, Licence, ReaderId, StripePriceId, Subscription, SubscriptionItem, SubscriptionStatus,
+    Version,
 };
 
 /// A Stripe customer linked to a reader.
@@ -31,6 +33,8 @@ pub struct ReaderRecord {
     pub subscriptions: Vec<Subscription>,
     /// Their grants that were not revoked, expired ones included, by id.
     pub grants: Vec<Grant>,
+    /// The licences in which they hold a seat, in force or not, by id.
+    pub licences: Vec<Licence>,
 }
 
 impl ReaderRecord {
@@ -183,10 +187,12 @@ impl<DB: Dialect> ReaderStore for SqlStore<DB> {
             self.reader_subscriptions(&reader).await?
         };
         let grants = self.reader_grants(&reader).await?;
+        let licences = LicenceStore::reader_licences(self, id).await?;
         Ok(ReaderRecord {
             customers,
             subscriptions: assemble_subscriptions(subscriptions, items)?,
             grants,
+            licences,
         })
     }
 }

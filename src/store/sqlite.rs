@@ -21,6 +21,7 @@ const JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
     const LOCK_MIRROR: Option<&'static str> = None;
+    const LOCK_LICENCES: Option<&'static str> = None;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {

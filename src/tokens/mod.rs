@@ -127,6 +127,19 @@ struct Claims<'a> {
     art: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     meter: Option<MeterClaim>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lic: Option<&'a str>,
+}
+
+/// What an article token unlocks, and what allowed it.
+#[derive(Debug, Clone, Copy)]
+pub struct ArticleGrant<'a> {
+    /// The article.
+    pub article: &'a str,
+    /// The meter that counted it, when it did.
+    pub meter: Option<&'a MeterState>,
+    /// The licence that admitted the reader, when one did.
+    pub licence: Option<&'a str>,
 }
 
 /// Signs tokens and publishes the keys that verify them. Cheap to clone.
@@ -266,18 +279,18 @@ impl Tokens {
         entitlements: &[&str],
         lapses_at: Option<DateTime<Utc>>,
     ) -> Result<Issued, TokenError> {
-        self.sign(subject, entitlements, lapses_at, "entitlements", None, None)
+        self.sign(subject, entitlements, lapses_at, "entitlements", None)
     }
 
-    /// A token that unlocks one article for `subject`, with the meter that allowed it.
+    /// A token that unlocks one article for `subject`, with the meter or licence that allowed
+    /// it.
     pub fn article_token(
         &self,
         subject: Subject<'_>,
         entitlements: &[&str],
-        article: &str,
-        meter: Option<&MeterState>,
+        grant: ArticleGrant<'_>,
     ) -> Result<Issued, TokenError> {
-        self.sign(subject, entitlements, None, "article", Some(article), meter)
+        self.sign(subject, entitlements, None, "article", Some(grant))
     }
 
     fn sign(
@@ -286,11 +299,10 @@ impl Tokens {
         entitlements: &[&str],
         lapses_at: Option<DateTime<Utc>>,
         scope: &'static str,
-        article: Option<&str>,
-        meter: Option<&MeterState>,
+        grant: Option<ArticleGrant<'_>>,
     ) -> Result<Issued, TokenError> {
         let now = self.inner.clock.now();
-        let ttl = if article.is_some() {
+        let ttl = if grant.is_some() {
             self.inner.article_ttl
         } else {
             self.inner.entitlement_ttl
@@ -319,8 +331,9 @@ impl Tokens {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             scope,
             ent: entitlements,
-            art: article,
-            meter: meter.map(|m| MeterClaim {
+            art: grant.map(|g| g.article),
+            lic: grant.and_then(|g| g.licence),
+            meter: grant.and_then(|g| g.meter).map(|m| MeterClaim {
                 used: m.used,
                 limit: m.limit,
                 remaining: m.remaining,

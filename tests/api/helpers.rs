@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tollgate::clock::{Clock, ManualClock};
 use tollgate::config::Settings;
 use tollgate::domain::{KeyName, Role};
-use tollgate::services::keys::issue_key;
+use tollgate::services::keys::{KeyRequest, issue_key};
 use tollgate::startup::Application;
 use tollgate::store::Store;
 
@@ -236,8 +236,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let admin = issue_key(
         store.as_ref(),
         &clock,
-        Role::Admin,
-        KeyName::parse("test admin").unwrap(),
+        KeyRequest::new(Role::Admin, KeyName::parse("test admin").unwrap()),
         None,
     )
     .await

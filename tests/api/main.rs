@@ -12,6 +12,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod keys;
+mod licences;
 mod log_capture;
 mod mirror;
 mod plans;

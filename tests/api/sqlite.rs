@@ -8,7 +8,7 @@ use sqlx::Connection;
 use tollgate::clock::SystemClock;
 use tollgate::config::Settings;
 use tollgate::domain::{KeyName, Role};
-use tollgate::services::keys::issue_key;
+use tollgate::services::keys::{KeyRequest, issue_key};
 use tollgate::startup::Application;
 
 #[tokio::test]
@@ -31,7 +31,8 @@ async fn the_database_runs_in_wal_mode_and_the_log_is_truncated_by_periodic_chec
 
     for n in 0..50 {
         let name = KeyName::parse(&format!("key {n}")).unwrap();
-        issue_key(store.as_ref(), &SystemClock, Role::Service, name, None)
+        let request = KeyRequest::new(Role::Service, name);
+        issue_key(store.as_ref(), &SystemClock, request, None)
             .await
             .unwrap();
     }

@@ -8,6 +8,7 @@
 mod cache;
 mod writer;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -19,13 +20,13 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::entitlements::held;
 use crate::domain::{
-    ApiKeyId, ArticleId, Audience, Entitlement, Held, MeterState, MeterSubject, PastDueGrace, Plan,
-    PlanId, ReaderId, SourceKind,
+    ApiKey, ArticleId, Audience, Entitlement, Held, Licence, LicenceId, MeterState, MeterSubject,
+    PastDueGrace, Plan, PlanId, ReaderId, SourceKind,
 };
 use crate::services::ServiceError;
 use crate::services::limits::RateLimits;
 use crate::store::{MergeReport, ReaderRecord, Store, StoreError, UnlockOutcome, UnlockRequest};
-use crate::tokens::{Issued, Subject, TokenError, Tokens};
+use crate::tokens::{ArticleGrant, Issued, Subject, TokenError, Tokens};
 
 /// Why a decision could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,9 @@ impl From<AccessError> for ServiceError {
 pub enum Reason {
     /// The reader holds the required entitlement.
     Entitled,
+    /// The reader reads from an address of an institutional licence that gives the required
+    /// entitlement.
+    Licensed,
     /// A free view was counted on the meter.
     Metered,
     /// The article was unlocked earlier in this period; nothing was counted.
@@ -87,6 +91,21 @@ pub struct Decision {
     pub meter: Option<MeterState>,
     /// Plans that grant the required entitlement, when refused.
     pub offers: Vec<Offer>,
+    /// The licence that admitted the reader by their address, when one did.
+    pub licence_id: Option<LicenceId>,
+}
+
+/// What one access question is about.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessQuestion<'a> {
+    /// Who asks to read.
+    pub subject: &'a MeterSubject,
+    /// What they ask to read.
+    pub article: &'a ArticleId,
+    /// The entitlement it requires.
+    pub requires: &'a Entitlement,
+    /// The address they read from, as the site saw it, when the site's key may say so.
+    pub address: Option<IpAddr>,
 }
 
 /// What a reader holds at one moment, with what it follows from.
@@ -178,6 +197,7 @@ impl AccessService {
             &record.subscriptions,
             plans,
             &record.grants,
+            &record.licences,
             now,
             self.grace(),
         )
@@ -234,6 +254,21 @@ impl AccessService {
         Ok((issued, held.into_iter().map(|h| h.name).collect()))
     }
 
+    /// [`Self::entitlements_token`] for the site holding `caller`, with the licence in force at
+    /// the reader's `address`, if any: a hint for the site only. What a licence gives by address
+    /// is never put in a token, so that each article read under it is decided, and counted, on
+    /// its own.
+    pub async fn token_for(
+        &self,
+        caller: &ApiKey,
+        reader: &ReaderId,
+        address: Option<IpAddr>,
+    ) -> Result<(Issued, Vec<Entitlement>, Option<Licence>), ServiceError> {
+        let licence = self.licence_at(caller, address).await?;
+        let (issued, entitlements) = self.entitlements_token(reader).await?;
+        Ok((issued, entitlements, licence))
+    }
+
     /// A subject's meter now.
     pub async fn meter(&self, subject: &MeterSubject) -> Result<MeterState, StoreError> {
         let policy = self.settings.meter_policy(subject.audience);
@@ -242,31 +277,72 @@ impl AccessService {
         Ok(policy.state(&window, &usage))
     }
 
-    /// Decides whether `subject` may read `article`, which requires `requires`, for the site
-    /// holding the key `caller`: within the rate limits of that key and of the subject.
+    /// Decides `question` for the site holding the key `caller`: within the rate limits of
+    /// that key and of the subject, and with an address only from a key that may assert one.
     pub async fn decide(
         &self,
-        caller: &ApiKeyId,
-        subject: &MeterSubject,
-        article: &ArticleId,
-        requires: &Entitlement,
+        caller: &ApiKey,
+        question: AccessQuestion<'_>,
     ) -> Result<Decision, ServiceError> {
+        may_assert(caller, question.address)?;
         self.limits
             .access_per_key
-            .admit(caller.as_str(), "API key")?;
+            .admit(caller.id.as_str(), "API key")?;
+        let subject = question.subject;
         self.limits.access_per_reader.admit(
             &format!("{}:{}", subject.audience.as_str(), subject.id.as_str()),
             "reader or device",
         )?;
-        Ok(self.decide_unlimited(subject, article, requires).await?)
+        let decision = self.decide_unlimited(&question).await?;
+        if let (Some(licence), Some(address)) = (&decision.licence_id, question.address) {
+            tracing::info!(key_id = %caller.id, %address, licence_id = %licence, article_id = %question.article, "access granted by licence");
+        }
+        Ok(decision)
+    }
+
+    /// The licence in force whose ranges hold `address`, when the caller may assert one.
+    pub async fn licence_at(
+        &self,
+        caller: &ApiKey,
+        address: Option<IpAddr>,
+    ) -> Result<Option<Licence>, ServiceError> {
+        may_assert(caller, address)?;
+        let Some(address) = address else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .licence_at_address(address, self.clock.now())
+            .await?)
+    }
+
+    /// Notes an article opened under `licence`, for its usage report: once per subject,
+    /// article and month of the reporting time zone.
+    async fn count_licensed(
+        &self,
+        licence: &LicenceId,
+        subject: &MeterSubject,
+        article: &ArticleId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let zone = self.settings.billing().reporting_time_zone;
+        let month = now.with_timezone(&zone).format("%Y-%m").to_string();
+        let who = format!("{}:{}", subject.audience.as_str(), subject.id.as_str());
+        self.store
+            .record_licensed_opening(licence, &month, &who, article.as_str(), now)
+            .await
     }
 
     async fn decide_unlimited(
         &self,
-        subject: &MeterSubject,
-        article: &ArticleId,
-        requires: &Entitlement,
+        question: &AccessQuestion<'_>,
     ) -> Result<Decision, AccessError> {
+        let AccessQuestion {
+            subject,
+            article,
+            requires,
+            address,
+        } = *question;
         let now = self.clock.now();
         let held = match subject.audience {
             Audience::Registered => self.entitlements(&subject.id, now).await?,
@@ -277,16 +353,49 @@ impl AccessService {
             Audience::Registered => Subject::Reader(subject.id.as_str()),
             Audience::Anonymous => Subject::Device(subject.id.as_str()),
         };
-        if held.iter().any(|h| &h.name == requires) {
-            let token = self
-                .tokens
-                .article_token(token_subject, &names, article.as_str(), None)?;
+        if let Some(entitled) = held.iter().find(|h| &h.name == requires) {
+            // A seat of a licence is the only thing giving it: the licence's usage counts it.
+            let mut sources = entitled.sources.iter();
+            if let Some(seat) = sources.next().filter(|s| s.kind == SourceKind::Licence)
+                && sources.all(|s| s.kind == SourceKind::Licence)
+            {
+                let licence = LicenceId::from_stored(seat.id.clone());
+                self.count_licensed(&licence, subject, article, now).await?;
+            }
+            let grant = ArticleGrant {
+                article: article.as_str(),
+                meter: None,
+                licence: None,
+            };
+            let token = self.tokens.article_token(token_subject, &names, grant)?;
             return Ok(Decision {
                 granted: true,
                 reason: Reason::Entitled,
                 token: Some(token),
                 meter: None,
                 offers: Vec::new(),
+                licence_id: None,
+            });
+        }
+        if let Some(address) = address
+            && let Some(licence) = self.store.licence_at_address(address, now).await?
+            && licence.spec.entitlements.contains(requires)
+        {
+            self.count_licensed(&licence.id, subject, article, now)
+                .await?;
+            let grant = ArticleGrant {
+                article: article.as_str(),
+                meter: None,
+                licence: Some(licence.id.as_str()),
+            };
+            let token = self.tokens.article_token(token_subject, &names, grant)?;
+            return Ok(Decision {
+                granted: true,
+                reason: Reason::Licensed,
+                token: Some(token),
+                meter: None,
+                offers: Vec::new(),
+                licence_id: Some(licence.id),
             });
         }
         if !self.settings.meterable_entitlements.contains(requires) {
@@ -335,15 +444,19 @@ impl AccessService {
                     .await;
             }
         };
-        let token =
-            self.tokens
-                .article_token(token_subject, &names, article.as_str(), Some(&meter))?;
+        let grant = ArticleGrant {
+            article: article.as_str(),
+            meter: Some(&meter),
+            licence: None,
+        };
+        let token = self.tokens.article_token(token_subject, &names, grant)?;
         Ok(Decision {
             granted: true,
             reason,
             token: Some(token),
             meter: Some(meter),
             offers: Vec::new(),
+            licence_id: None,
         })
     }
 
@@ -369,6 +482,7 @@ impl AccessService {
             token: None,
             meter,
             offers,
+            licence_id: None,
         })
     }
 
@@ -396,4 +510,17 @@ impl AccessService {
         let meter = reader_policy.state(&reader_window, &report.usage);
         Ok((report, meter))
     }
+}
+
+/// Refuses an address from a key that may not assert one.
+fn may_assert(caller: &ApiKey, address: Option<IpAddr>) -> Result<(), ServiceError> {
+    if address.is_some() && !caller.may_assert_ip {
+        return Err(ServiceError::NotPermitted {
+            code: "ip_assertion_not_allowed",
+            detail: "this API key may not send a reader's address (`ip`): ask an admin for a key \
+                     created with `may_assert_ip`"
+                .into(),
+        });
+    }
+    Ok(())
 }
