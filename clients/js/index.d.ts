@@ -37,6 +37,8 @@ export interface Claims {
   art?: string;
   /** The meter, when a free view was counted or re-read. */
   meter?: Meter;
+  /** The licence that admitted the reader by their address, in an article token. */
+  lic?: string;
 }
 
 export type TokenRejectionCode =
@@ -177,7 +179,7 @@ export interface Outcome {
    */
   source: "token" | "tollgate" | "offline";
   /**
-   * tollgate's reason when it decided (`entitled`, `metered`, `already_unlocked`,
+   * tollgate's reason when it decided (`entitled`, `licensed`, `metered`, `already_unlocked`,
    * `meter_exhausted`, `not_allowed`, `not_entitled`); `entitlement_token` or `article_token`
    * when a token allowed it; `tollgate_unavailable` when refused offline.
    */
@@ -218,6 +220,11 @@ export interface DecideInput {
   entitlementToken?: string | null;
   /** An article token tollgate granted for this article earlier, e.g. from a cookie. */
   articleToken?: string | null;
+  /**
+   * The reader's address, as `clientAddress()` found it, for tollgate's institutional licences.
+   * Only a key created with `may_assert_ip` may send it; tollgate refuses it from others (403).
+   */
+  ip?: string | null;
 }
 
 export interface AccessClient {

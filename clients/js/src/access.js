@@ -81,7 +81,7 @@ export function createAccessClient(options) {
   }
 
   async function decide(input) {
-    const { readerId, deviceId, articleId, requires, entitlementToken, articleToken } = input;
+    const { readerId, deviceId, articleId, requires, entitlementToken, articleToken, ip } = input;
     if (Boolean(readerId) === Boolean(deviceId) || !articleId) {
       throw new TypeError("decide needs articleId and exactly one of readerId and deviceId");
     }
@@ -100,6 +100,7 @@ export function createAccessClient(options) {
         ...(readerId ? { reader_id: readerId } : { device_id: deviceId }),
         article_id: articleId,
         ...(requires === undefined ? {} : { requires }),
+        ...(ip ? { ip } : {}),
       });
     } catch (error) {
       if (!(error instanceof TollgateUnavailableError)) throw error;

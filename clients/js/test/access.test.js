@@ -60,6 +60,32 @@ async function timed(promise) {
   return { value, ms: performance.now() - started };
 }
 
+test("a reader at a licensed address is let in by licence when the key may assert addresses", async () => {
+  const licence = await tollgate.admin("POST", "v1/licences", {
+    name: "University of Example",
+    entitlements: ["articles"],
+    ip_ranges: ["192.0.2.0/24"],
+    expires_at: "2099-01-01T00:00:00Z",
+  });
+  const { key } = await tollgate.admin("POST", "v1/keys", {
+    role: "service",
+    name: "campus site",
+    may_assert_ip: true,
+  });
+  const campus = clientOf(tollgate.baseUrl, { apiKey: key });
+  const outcome = await campus.decide({ readerId: "on-campus", articleId: "a-1", ip: "192.0.2.7" });
+  assert.equal(outcome.source, "tollgate");
+  assert.equal(outcome.reason, "licensed");
+  assert.equal(outcome.allowed, true);
+  const claims = await verifier.verify(outcome.articleToken);
+  assert.equal(claims.lic, licence.id);
+  // The site's ordinary key may not assert an address: a mistake to fix, not a refusal.
+  await assert.rejects(
+    client.decide({ readerId: "on-campus", articleId: "a-2", ip: "192.0.2.7" }),
+    (error) => error instanceof TollgateError && error.code === "ip_assertion_not_allowed",
+  );
+});
+
 test("a subscriber with an entitlements token is let in without a call to tollgate", async () => {
   const fetch = countingFetch();
   const counted = clientOf(tollgate.baseUrl, { fetch, verifier: verifierOf(tollgate, { fetch }) });
