@@ -9,7 +9,6 @@ use tollgate_macros::sql_bounds;
 use super::columns::{instant, stripe_time};
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
-use super::licences::LicenceStore;
 use crate::domain::{
     Grant, Licence, ReaderId, StripePriceId, Subscription, SubscriptionItem, SubscriptionStatus,
     Version,
@@ -55,11 +54,12 @@ pub trait ReaderStore: Send + Sync {
     async fn reader(&self, id: &ReaderId) -> Result<ReaderRecord, StoreError>;
 }
 
+/// A customer (`kind` `customer`) or a licence seat (`licence`) of a reader.
 #[derive(FromRow)]
-pub(super) struct CustomerRow {
-    pub(super) id: String,
-    pub(super) reader_id: Option<String>,
-    pub(super) deleted_at: Option<i64>,
+struct LinkRow {
+    kind: String,
+    id: String,
+    deleted_at: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -165,21 +165,29 @@ impl<DB: Dialect> SqlStore<DB> {
 impl<DB: Dialect> ReaderStore for SqlStore<DB> {
     async fn reader(&self, id: &ReaderId) -> Result<ReaderRecord, StoreError> {
         let reader = id.as_str().to_owned();
-        let customers = sqlx::query_as::<DB, CustomerRow>(
-            "SELECT id, reader_id, deleted_at FROM customers WHERE reader_id = $1 \
-             ORDER BY updated_at, id",
+        // The reader's customers and licence seats in one round trip: most readers have
+        // neither, and this read is on the paywall's path whenever the cache misses.
+        let links = sqlx::query_as::<DB, LinkRow>(
+            "SELECT 'customer' AS kind, id, deleted_at, updated_at AS ord FROM customers \
+             WHERE reader_id = $1 \
+             UNION ALL SELECT 'licence' AS kind, licence_id AS id, NULL AS deleted_at, \
+             joined_at AS ord FROM licence_members WHERE reader_id = $1 AND removed_at IS NULL \
+             ORDER BY kind, ord, id",
         )
         .bind(reader.clone())
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok(CustomerLink {
-                id: row.id,
-                deleted_at: row.deleted_at.map(instant).transpose()?,
+        .await?;
+        let (customer_rows, seat_rows): (Vec<LinkRow>, Vec<LinkRow>) =
+            links.into_iter().partition(|row| row.kind == "customer");
+        let customers = customer_rows
+            .into_iter()
+            .map(|row| {
+                Ok(CustomerLink {
+                    id: row.id,
+                    deleted_at: row.deleted_at.map(instant).transpose()?,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         // Subscriptions reach a reader only through a customer: most readers have none.
         let (subscriptions, items) = if customers.is_empty() {
             (Vec::new(), Vec::new())
@@ -187,7 +195,9 @@ impl<DB: Dialect> ReaderStore for SqlStore<DB> {
             self.reader_subscriptions(&reader).await?
         };
         let grants = self.reader_grants(&reader).await?;
-        let licences = LicenceStore::reader_licences(self, id).await?;
+        let licences = self
+            .licences_with_ids(seat_rows.into_iter().map(|row| row.id).collect())
+            .await?;
         Ok(ReaderRecord {
             customers,
             subscriptions: assemble_subscriptions(subscriptions, items)?,

@@ -124,9 +124,6 @@ pub trait LicenceStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// The licences (not deleted) in which `reader` holds a seat, whether in force or not.
-    async fn reader_licences(&self, reader: &ReaderId) -> Result<Vec<Licence>, StoreError>;
-
     /// Every licence ever made, deleted ones included, for the usage report.
     async fn licence_entries(&self) -> Result<Vec<LicenceEntry>, StoreError>;
 
@@ -414,20 +411,6 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
         }
         tx.commit().await?;
         Ok(removed)
-    }
-
-    async fn reader_licences(&self, reader: &ReaderId) -> Result<Vec<Licence>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let ids = sqlx::query_as::<DB, IdRow>(
-            "SELECT m.licence_id AS id FROM licence_members m \
-             JOIN licences l ON l.id = m.licence_id \
-             WHERE m.reader_id = $1 AND m.removed_at IS NULL AND l.deleted_at IS NULL \
-             ORDER BY m.licence_id",
-        )
-        .bind(reader.as_str().to_owned())
-        .fetch_all(&mut *conn)
-        .await?;
-        Self::licences_by_ids(&mut conn, ids).await
     }
 
     async fn licence_entries(&self) -> Result<Vec<LicenceEntry>, StoreError> {

@@ -239,4 +239,18 @@ impl<DB: Dialect> SqlStore<DB> {
         }
         Ok(licences)
     }
+
+    /// The licences (not deleted) with the ids `ids`, in that order: for a reader's record,
+    /// whose query finds their seats' licence ids.
+    pub(in crate::store) async fn licences_with_ids(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<Licence>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool.acquire().await?;
+        let ids = ids.into_iter().map(|id| IdRow { id }).collect();
+        Self::licences_by_ids(&mut conn, ids).await
+    }
 }

@@ -11,7 +11,12 @@ use crate::domain::{ReaderId, Subscription, SubscriptionStatus, Version};
 use crate::store::columns::{fingerprint, secs};
 use crate::store::dialect::{Dialect, SqlStore};
 use crate::store::error::StoreError;
-use crate::store::readers::CustomerRow;
+
+/// What applying a change needs of a stored customer: the reader it is linked to, if any.
+#[derive(FromRow)]
+pub(super) struct CustomerRow {
+    pub(super) reader_id: Option<String>,
+}
 
 #[derive(FromRow)]
 pub(super) struct SubscriptionVersionRow {
@@ -29,12 +34,12 @@ impl<DB: Dialect> SqlStore<DB> {
         conn: &mut DB::Connection,
         id: &str,
     ) -> Result<Option<CustomerRow>, StoreError> {
-        Ok(sqlx::query_as::<DB, CustomerRow>(
-            "SELECT id, reader_id, deleted_at FROM customers WHERE id = $1",
+        Ok(
+            sqlx::query_as::<DB, CustomerRow>("SELECT reader_id FROM customers WHERE id = $1")
+                .bind(id.to_owned())
+                .fetch_optional(&mut *conn)
+                .await?,
         )
-        .bind(id.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?)
     }
 
     /// Links a customer to a reader. The first link stands: a customer belongs to one reader.
