@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::domain::{Entitlement, Origin, Period};
+use crate::domain::{Entitlement, Origin, Period, SourceKind};
 
 mod urls;
 mod validate;
@@ -156,6 +156,19 @@ pub struct Settings {
     /// made (a webhook, a revoked grant) reaches this one within this time. `0s` turns it off.
     #[serde(with = "humantime_serde")]
     pub entitlement_cache_ttl: Duration,
+    /// Gift links a reader may make per period.
+    pub gift_allowance: u32,
+    /// `calendar_month` or `rolling_days:N`: the period gift links are counted in.
+    pub gift_allowance_period: Period,
+    /// How many different people one gift link opens its article for.
+    pub gift_max_recipients: u32,
+    /// How long a gift link opens its article.
+    #[serde(with = "humantime_serde")]
+    pub gift_link_ttl: Duration,
+    /// Which sources of `articles` let a reader give articles: `subscription`, `grant`,
+    /// `licence`. In the environment, comma-separated.
+    #[serde(deserialize_with = "deserialize_list")]
+    pub gift_giver_sources: Vec<SourceKind>,
     /// How long an instance trusts an API key it found active without reading it again; a
     /// revocation through this instance applies at once, one made elsewhere within this time.
     /// `0s` reads the key on every request.
@@ -209,6 +222,11 @@ impl Default for Settings {
             signing_key_files: Vec::new(),
             entitlement_cache_ttl: Duration::from_secs(2),
             api_key_cache_ttl: Duration::from_secs(2),
+            gift_allowance: 10,
+            gift_allowance_period: Period::CalendarMonth,
+            gift_max_recipients: 10,
+            gift_link_ttl: Duration::from_secs(30 * 24 * 3600),
+            gift_giver_sources: vec![SourceKind::Subscription, SourceKind::Grant],
         }
     }
 }

@@ -295,6 +295,19 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ),
     ("api_key_cache_ttl", r#""0s""#, "0s"),
     ("entitlement_cache_ttl", r#""5s""#, "5s"),
+    ("gift_allowance", "4", "4"),
+    (
+        "gift_allowance_period",
+        r#""rolling_days:30""#,
+        "rolling_days:30",
+    ),
+    ("gift_max_recipients", "3", "3"),
+    ("gift_link_ttl", r#""7d""#, "7d"),
+    (
+        "gift_giver_sources",
+        r#"["subscription", "licence"]"#,
+        "subscription,licence",
+    ),
 ];
 
 /// The TOML keys of the settings table in docs/configuration.md.

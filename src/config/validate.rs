@@ -69,12 +69,18 @@ impl Settings {
         for (key, period) in [
             ("meter_registered_period", self.meter_registered_period),
             ("meter_anonymous_period", self.meter_anonymous_period),
+            ("gift_allowance_period", self.gift_allowance_period),
         ] {
             if period.to_string().parse::<Period>().ok() != Some(period) {
                 problems.push(format!(
                     "{key} `{period}` is not a period: rolling_days counts 1 to 366 days"
                 ));
             }
+        }
+        if self.gift_max_recipients == 0 {
+            problems.push(
+                "gift_max_recipients must be at least 1: a gift must open for someone".into(),
+            );
         }
         for (key, value) in [
             ("token_issuer", &self.token_issuer),
@@ -98,7 +104,7 @@ impl Settings {
     }
 
     /// Every duration setting by key, with why zero is refused where it is.
-    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 16] {
+    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 17] {
         const PERIOD: WhyNotZero = Some("it is the period of a recurring task");
         const TOKEN: WhyNotZero = Some("every token would have expired when it is issued");
         [
@@ -146,6 +152,11 @@ impl Settings {
             ("article_token_ttl", self.article_token_ttl, TOKEN),
             ("entitlement_cache_ttl", self.entitlement_cache_ttl, None),
             ("api_key_cache_ttl", self.api_key_cache_ttl, None),
+            (
+                "gift_link_ttl",
+                self.gift_link_ttl,
+                Some("every gift link would have expired when it is made"),
+            ),
         ]
     }
 }

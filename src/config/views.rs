@@ -9,7 +9,21 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 
 use super::{MAX_DURATION, Settings, SigningAlgorithm};
-use crate::domain::{Audience, Entitlement, MeterPolicy, PastDueGrace};
+use crate::domain::{Audience, Entitlement, MeterPolicy, PastDueGrace, SourceKind};
+
+/// Gift articles: how many links a reader may make, for how many people, for how long, and who
+/// may give.
+#[derive(Debug, Clone, Copy)]
+pub struct GiftSettings<'a> {
+    /// Links per period, counted like a meter.
+    pub allowance: MeterPolicy,
+    /// Different people one link opens its article for.
+    pub max_recipients: u32,
+    /// How long a link opens its article.
+    pub link_ttl: TimeDelta,
+    /// Which sources of `articles` let a reader give.
+    pub giver_sources: &'a [SourceKind],
+}
 
 /// The database: where it is and how its connections are pooled.
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +147,20 @@ impl Settings {
             registered: policy(self.meter_registered_limit, self.meter_registered_period),
             anonymous: policy(self.meter_anonymous_limit, self.meter_anonymous_period),
             meterable: &self.meterable_entitlements,
+        }
+    }
+
+    /// The gift settings.
+    pub fn gifts(&self) -> GiftSettings<'_> {
+        GiftSettings {
+            allowance: MeterPolicy {
+                limit: self.gift_allowance,
+                period: self.gift_allowance_period,
+                time_zone: self.meter_time_zone,
+            },
+            max_recipients: self.gift_max_recipients,
+            link_ttl: time_delta(self.gift_link_ttl),
+            giver_sources: &self.gift_giver_sources,
         }
     }
 

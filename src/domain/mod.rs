@@ -150,6 +150,7 @@ macro_rules! prefixed_id {
 pub mod api_key;
 pub mod billing;
 pub mod entitlements;
+pub mod gift;
 pub mod grace;
 pub mod licence;
 pub mod meter;
@@ -165,6 +166,7 @@ pub mod webhook_event;
 pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
 pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
+pub use gift::{GiftCode, GiftId, GiftLink, GiftStatus};
 pub use grace::PastDueGrace;
 pub use licence::{
     EmailDomain, InvalidLicence, IpRange, Licence, LicenceConflict, LicenceId, LicenceSpec,

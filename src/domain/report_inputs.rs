@@ -95,3 +95,24 @@ pub struct Openings {
     /// Articles opened, each reader's article once.
     pub articles: u64,
 }
+
+/// What readers did with gift links in a span of time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GiftActivity {
+    /// When each link was made.
+    pub links: Vec<DateTime<Utc>>,
+    /// Each recipient (`registered:<id>` or `anonymous:<id>`) of each link, with when the link
+    /// first opened an article for them.
+    pub redemptions: Vec<(String, DateTime<Utc>)>,
+    /// Each recipient whose first gift ever fell in the span.
+    pub first_gifts: Vec<GiftRecipient>,
+}
+
+/// A recipient's first gift, and whether they subscribed after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GiftRecipient {
+    /// When a gift first opened an article for them.
+    pub first_at: DateTime<Utc>,
+    /// Whether, as a registered reader, they started a subscription within 30 days of it.
+    pub subscribed_within_30_days: bool,
+}

@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::services::ServiceError;
 use crate::services::access::AccessService;
 use crate::services::checkout::{Checkout, stripe_client};
+use crate::services::gifts::Gifts;
 use crate::services::keys::{KeyCache, Keys};
 use crate::services::licences::Licences;
 use crate::services::limits::RateLimits;
@@ -52,6 +53,16 @@ impl AppState {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             cache: &self.key_cache,
+        }
+    }
+
+    /// The gift operations.
+    pub fn gifts(&self) -> Gifts<'_> {
+        Gifts {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            settings: &self.settings,
+            access: &self.access,
         }
     }
 

@@ -4,6 +4,7 @@
 //! on each request, so the same record always gives the same figures, whatever order Stripe's
 //! events arrived in.
 
+pub mod gifts;
 pub mod licences;
 pub mod money;
 pub mod mrr;

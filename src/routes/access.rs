@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
-use crate::domain::{ArticleId, Entitlement, LicenceId, MeterSubject, ReaderId};
+use crate::domain::{ArticleId, Entitlement, GiftStatus, LicenceId, MeterSubject, ReaderId};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::{self, ApiJson};
@@ -43,6 +43,8 @@ pub struct PostAccess {
     requires: Option<Entitlement>,
     #[serde(default, deserialize_with = "json::present")]
     ip: Option<IpAddr>,
+    #[serde(default, deserialize_with = "json::present")]
+    gift: Option<String>,
 }
 
 /// May this reader (or device) read this article? Always 200 for a well-formed request.
@@ -63,6 +65,16 @@ pub async fn decide(
             ));
         }
     };
+    if body
+        .gift
+        .as_ref()
+        .is_some_and(|code| code.chars().count() > 64)
+    {
+        return Err(ApiError::invalid(
+            "invalid_body",
+            "gift must be a gift link's code, at most 64 characters",
+        ));
+    }
     let requires = body
         .requires
         .unwrap_or_else(|| Entitlement::from_stored("articles".into()));
@@ -71,6 +83,7 @@ pub async fn decide(
         article: &body.article_id,
         requires: &requires,
         address: body.ip,
+        gift: body.gift.as_deref(),
     };
     let decision = state.access.decide(&caller.0, question).await?;
     tracing::debug!(reason = ?decision.reason, "access decided");
@@ -90,6 +103,8 @@ struct DecisionView<'a> {
     offers: &'a [Offer],
     #[serde(skip_serializing_if = "Option::is_none")]
     licence_id: Option<&'a LicenceId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gift_status: Option<GiftStatus>,
 }
 
 impl<'a> From<&'a Decision> for DecisionView<'a> {
@@ -102,6 +117,7 @@ impl<'a> From<&'a Decision> for DecisionView<'a> {
             meter: decision.meter.as_ref().map(MeterView::from),
             offers: &decision.offers,
             licence_id: decision.licence_id.as_ref(),
+            gift_status: decision.gift_status,
         }
     }
 }

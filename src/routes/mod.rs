@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod checkout;
+mod gifts;
 mod health;
 mod keys;
 mod licences;
@@ -154,6 +155,24 @@ fn table() -> Vec<ApiRoute> {
             "/v1/readers/{reader_id}/licence-claims",
             SERVICE,
             web::route().to(licences::claim),
+        ),
+        route(
+            Method::POST,
+            "/v1/gifts/articles",
+            SERVICE,
+            web::route().to(gifts::create),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/gifts/articles/{gift_id}",
+            SERVICE,
+            web::route().to(gifts::revoke),
+        ),
+        route(
+            Method::GET,
+            "/v1/reports/gifts",
+            FINANCE,
+            web::route().to(reports::gifts),
         ),
         route(
             Method::GET,

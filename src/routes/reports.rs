@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::reports::gifts::GiftRow;
 use crate::reports::licences::LicenceUsageRow;
 use crate::reports::mrr::MrrRow;
 use crate::reports::periods::{self, DateRange, Interval, InvalidRange, Period};
@@ -43,6 +44,13 @@ const MRR_COLUMNS: [&str; 13] = [
     "arpu",
 ];
 const SUBSCRIBER_COLUMNS: [&str; 3] = ["plan_id", "status", "subscriptions"];
+const GIFT_COLUMNS: [&str; 5] = [
+    "month",
+    "links_created",
+    "redemptions",
+    "recipients",
+    "subscribed_within_30_days",
+];
 const LICENCE_COLUMNS: [&str; 6] = [
     "month",
     "licence_id",
@@ -71,9 +79,9 @@ pub struct MrrQuery {
     format: Option<String>,
 }
 
-/// `?from=&to=&format=`
+/// `?from=&to=&format=`, for the monthly reports without grouping (licences, gifts).
 #[derive(Debug, Deserialize)]
-pub struct LicencesQuery {
+pub struct MonthsQuery {
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
@@ -367,7 +375,7 @@ struct LicencesReport<'a> {
 pub async fn licences(
     state: web::Data<AppState>,
     req: HttpRequest,
-    query: web::Query<LicencesQuery>,
+    query: web::Query<MonthsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let format = format(&req, query.format.as_deref())?;
     let time_zone = state.settings.billing().reporting_time_zone;
@@ -386,5 +394,41 @@ pub async fn licences(
         &LICENCE_COLUMNS,
         &rows,
         &format!("licences-{from}-{to}.csv"),
+    )
+}
+
+/// The gift report as JSON.
+#[derive(Debug, Serialize)]
+struct GiftsReport<'a> {
+    from: String,
+    to: String,
+    time_zone: &'static str,
+    rows: &'a [GiftRow],
+}
+
+/// Gifting per month: links made, redemptions, recipients, and recipients who subscribed.
+#[tracing::instrument(skip_all)]
+pub async fn gifts(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<MonthsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let format = format(&req, query.format.as_deref())?;
+    let time_zone = state.settings.billing().reporting_time_zone;
+    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
+    let rows = state.reports().gifts(&months).await?;
+    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
+    let body = GiftsReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        time_zone: time_zone.name(),
+        rows: &rows,
+    };
+    answer(
+        format,
+        &body,
+        &GIFT_COLUMNS,
+        &rows,
+        &format!("gifts-{from}-{to}.csv"),
     )
 }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod checkout;
 pub mod error;
+pub mod gifts;
 pub mod keys;
 pub mod licences;
 pub mod limits;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono_tz::Tz;
 
 use crate::domain::{PastDueGrace, PlanId, Price, StripePriceId};
-use crate::reports::{licences, mrr, periods, revenue};
+use crate::reports::{gifts, licences, mrr, periods, revenue};
 use crate::store::{Store, StoreError};
 
 /// What the reports read: the mirror, the plans, the time zone and the grace period.
@@ -99,6 +99,18 @@ impl Reports<'_> {
             grace: self.grace,
         };
         Ok(mrr::report(&inputs, months, by_plan, self.time_zone))
+    }
+
+    /// Gifting per month: links made, redemptions, recipients, and recipients who subscribed.
+    pub async fn gifts(
+        &self,
+        months: &[periods::Period],
+    ) -> Result<Vec<gifts::GiftRow>, StoreError> {
+        let (Some(first), Some(last)) = (months.first(), months.last()) else {
+            return Ok(Vec::new());
+        };
+        let activity = self.store.gift_activity(first.starts, last.ends).await?;
+        Ok(gifts::report(&activity, months))
     }
 
     /// Licence usage per month: members, readers and articles opened.

@@ -27,6 +27,10 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// transaction already excludes every other writer: a licence is checked against every
     /// other before it is written, and two written side by side must not each miss the other.
     const LOCK_LICENCES: Option<&'static str>;
+    /// Takes the transaction-scoped lock of one gift giver (bound as `$1`), or `None` where the
+    /// write transaction already excludes every other writer: a giver's links are counted
+    /// before one is made, and two made side by side must not both fit the last place.
+    const LOCK_GIVER: Option<&'static str>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;

@@ -1,8 +1,9 @@
 //! Persistence, split by aggregate: one focused trait per aggregate (API keys, plans, the webhook
-//! inbox, the Stripe mirror, readers, grants, licences, the meter, signing keys, report inputs), each
-//! operation whole and owning its transaction, and [`Store`] composing them. One SQL
-//! implementation serves SQLite and PostgreSQL, chosen at runtime from the database URL's scheme;
-//! what differs between the two lives in `sqlite.rs` and `postgres.rs` behind `Dialect`.
+//! inbox, the Stripe mirror, readers, grants, licences, gift links, the meter, signing keys,
+//! report inputs), each operation whole and owning its transaction, and [`Store`] composing
+//! them. One SQL implementation serves SQLite and PostgreSQL, chosen at runtime from the database
+//! URL's scheme; what differs between the two lives in `sqlite.rs` and `postgres.rs` behind
+//! `Dialect`.
 //!
 //! Instants are stored the same way in both backends, as integer Unix milliseconds, so ordering
 //! comparisons behave identically; ids and times are made in Rust and bound, never by SQL.
@@ -12,6 +13,7 @@ mod columns;
 mod connections;
 mod dialect;
 mod error;
+mod gifts;
 mod grants;
 mod licences;
 mod meter;
@@ -34,6 +36,7 @@ pub use api_keys::{ApiKeyStore, RevokeOutcome};
 pub use dialect::Backend;
 use dialect::SqlStore;
 pub use error::{OpenError, StoreError};
+pub use gifts::{GiftStore, GiftWrite, Redemption};
 pub use grants::GrantStore;
 pub use licences::{LicenceMember, LicenceStore, LicenceWrite, SeatClaim};
 use meter::MeterDialect;
@@ -56,6 +59,7 @@ pub trait Store:
     + MirrorStore
     + ReaderStore
     + GrantStore
+    + GiftStore
     + LicenceStore
     + MeterStore
     + SigningKeyStore

@@ -27,6 +27,9 @@ impl Dialect for Postgres {
     // Two int4 keys, a key space apart from the meter subjects' single bigint keys: 'tg' and 1.
     const LOCK_MIRROR: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(29799, 1)");
     const LOCK_LICENCES: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(29799, 2)");
+    // A key space of its own ('tg' + 1) for givers, hashed by name.
+    const LOCK_GIVER: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(29800, hashtext($1))");
     const BEGIN_WRITE: &'static str = "BEGIN";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {

@@ -22,6 +22,7 @@ impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
     const LOCK_MIRROR: Option<&'static str> = None;
     const LOCK_LICENCES: Option<&'static str> = None;
+    const LOCK_GIVER: Option<&'static str> = None;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {

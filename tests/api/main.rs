@@ -8,6 +8,7 @@ mod checkout;
 mod cli;
 mod fake_stripe;
 mod faults;
+mod gifts;
 mod health;
 mod helpers;
 mod hostile;

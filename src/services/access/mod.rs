@@ -5,6 +5,7 @@
 //! else goes through the meter, whose check-then-count runs under the subject's lock in the
 //! database (see `store::meter`), so no concurrency ever unlocks more than the limit.
 
+mod admission;
 mod cache;
 mod writer;
 
@@ -20,8 +21,8 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::entitlements::held;
 use crate::domain::{
-    ApiKey, ArticleId, Audience, Entitlement, Held, Licence, LicenceId, MeterState, MeterSubject,
-    PastDueGrace, Plan, PlanId, ReaderId, SourceKind,
+    ApiKey, ArticleId, Audience, Entitlement, GiftStatus, Held, Licence, LicenceId, MeterState,
+    MeterSubject, PastDueGrace, Plan, PlanId, ReaderId, SourceKind,
 };
 use crate::services::ServiceError;
 use crate::services::limits::RateLimits;
@@ -57,6 +58,8 @@ pub enum Reason {
     /// The reader reads from an address of an institutional licence that gives the required
     /// entitlement.
     Licensed,
+    /// A gift link opens this article for the reader (or device).
+    Gift,
     /// A free view was counted on the meter.
     Metered,
     /// The article was unlocked earlier in this period; nothing was counted.
@@ -93,6 +96,8 @@ pub struct Decision {
     pub offers: Vec<Offer>,
     /// The licence that admitted the reader by their address, when one did.
     pub licence_id: Option<LicenceId>,
+    /// Why a gift code given with the question did not open the article, when it did not.
+    pub gift_status: Option<GiftStatus>,
 }
 
 /// What one access question is about.
@@ -106,6 +111,8 @@ pub struct AccessQuestion<'a> {
     pub requires: &'a Entitlement,
     /// The address they read from, as the site saw it, when the site's key may say so.
     pub address: Option<IpAddr>,
+    /// A gift link's code the reader came with.
+    pub gift: Option<&'a str>,
 }
 
 /// What a reader holds at one moment, with what it follows from.
@@ -284,7 +291,7 @@ impl AccessService {
         caller: &ApiKey,
         question: AccessQuestion<'_>,
     ) -> Result<Decision, ServiceError> {
-        may_assert(caller, question.address)?;
+        Self::may_assert(caller, question.address)?;
         self.limits
             .access_per_key
             .admit(caller.id.as_str(), "API key")?;
@@ -300,39 +307,6 @@ impl AccessService {
         Ok(decision)
     }
 
-    /// The licence in force whose ranges hold `address`, when the caller may assert one.
-    pub async fn licence_at(
-        &self,
-        caller: &ApiKey,
-        address: Option<IpAddr>,
-    ) -> Result<Option<Licence>, ServiceError> {
-        may_assert(caller, address)?;
-        let Some(address) = address else {
-            return Ok(None);
-        };
-        Ok(self
-            .store
-            .licence_at_address(address, self.clock.now())
-            .await?)
-    }
-
-    /// Notes an article opened under `licence`, for its usage report: once per subject,
-    /// article and month of the reporting time zone.
-    async fn count_licensed(
-        &self,
-        licence: &LicenceId,
-        subject: &MeterSubject,
-        article: &ArticleId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let zone = self.settings.billing().reporting_time_zone;
-        let month = now.with_timezone(&zone).format("%Y-%m").to_string();
-        let who = format!("{}:{}", subject.audience.as_str(), subject.id.as_str());
-        self.store
-            .record_licensed_opening(licence, &month, &who, article.as_str(), now)
-            .await
-    }
-
     async fn decide_unlimited(
         &self,
         question: &AccessQuestion<'_>,
@@ -341,7 +315,8 @@ impl AccessService {
             subject,
             article,
             requires,
-            address,
+            gift,
+            ..
         } = *question;
         let now = self.clock.now();
         let held = match subject.audience {
@@ -375,8 +350,55 @@ impl AccessService {
                 meter: None,
                 offers: Vec::new(),
                 licence_id: None,
+                gift_status: None,
             });
         }
+        let gift_status = match gift {
+            Some(code) => match self.open_gift(code, subject, article, now).await? {
+                Ok(()) => {
+                    let grant = ArticleGrant {
+                        article: article.as_str(),
+                        meter: None,
+                        licence: None,
+                    };
+                    let token = self.tokens.article_token(token_subject, &names, grant)?;
+                    return Ok(Decision {
+                        granted: true,
+                        reason: Reason::Gift,
+                        token: Some(token),
+                        meter: None,
+                        offers: Vec::new(),
+                        licence_id: None,
+                        gift_status: None,
+                    });
+                }
+                Err(status) => Some(status),
+            },
+            None => None,
+        };
+        let mut decision = self
+            .licence_or_meter(question, &names, token_subject, now)
+            .await?;
+        decision.gift_status = gift_status;
+        Ok(decision)
+    }
+
+    /// The decision for a reader who holds nothing that opens the article: by the licence of
+    /// their address, or by the meter.
+    async fn licence_or_meter(
+        &self,
+        question: &AccessQuestion<'_>,
+        names: &[&str],
+        token_subject: Subject<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, AccessError> {
+        let AccessQuestion {
+            subject,
+            article,
+            requires,
+            address,
+            ..
+        } = *question;
         if let Some(address) = address
             && let Some(licence) = self.store.licence_at_address(address, now).await?
             && licence.spec.entitlements.contains(requires)
@@ -388,7 +410,7 @@ impl AccessService {
                 meter: None,
                 licence: Some(licence.id.as_str()),
             };
-            let token = self.tokens.article_token(token_subject, &names, grant)?;
+            let token = self.tokens.article_token(token_subject, names, grant)?;
             return Ok(Decision {
                 granted: true,
                 reason: Reason::Licensed,
@@ -396,6 +418,7 @@ impl AccessService {
                 meter: None,
                 offers: Vec::new(),
                 licence_id: Some(licence.id),
+                gift_status: None,
             });
         }
         if !self.settings.meterable_entitlements.contains(requires) {
@@ -449,7 +472,7 @@ impl AccessService {
             meter: Some(&meter),
             licence: None,
         };
-        let token = self.tokens.article_token(token_subject, &names, grant)?;
+        let token = self.tokens.article_token(token_subject, names, grant)?;
         Ok(Decision {
             granted: true,
             reason,
@@ -457,6 +480,7 @@ impl AccessService {
             meter: Some(meter),
             offers: Vec::new(),
             licence_id: None,
+            gift_status: None,
         })
     }
 
@@ -483,6 +507,7 @@ impl AccessService {
             meter,
             offers,
             licence_id: None,
+            gift_status: None,
         })
     }
 
@@ -510,17 +535,4 @@ impl AccessService {
         let meter = reader_policy.state(&reader_window, &report.usage);
         Ok((report, meter))
     }
-}
-
-/// Refuses an address from a key that may not assert one.
-fn may_assert(caller: &ApiKey, address: Option<IpAddr>) -> Result<(), ServiceError> {
-    if address.is_some() && !caller.may_assert_ip {
-        return Err(ServiceError::NotPermitted {
-            code: "ip_assertion_not_allowed",
-            detail: "this API key may not send a reader's address (`ip`): ask an admin for a key \
-                     created with `may_assert_ip`"
-                .into(),
-        });
-    }
-    Ok(())
 }
