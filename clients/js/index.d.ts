@@ -193,6 +193,11 @@ export interface Outcome {
   meter: DecisionMeter | null;
   /** When tollgate refused: the plans that would grant access. */
   offers: Offer[];
+  /**
+   * Given `gift`, why it did not open the article: `unknown`, `other_article`, `expired`,
+   * `revoked` or `recipients_exhausted`. Absent when it did, or none was given.
+   */
+  giftStatus?: "unknown" | "other_article" | "expired" | "revoked" | "recipients_exhausted";
 }
 
 export interface AccessClientOptions {
@@ -225,6 +230,8 @@ export interface DecideInput {
    * Only a key created with `may_assert_ip` may send it; tollgate refuses it from others (403).
    */
   ip?: string | null;
+  /** A gift link's code the reader came with (`POST /v1/gifts/articles` made it). */
+  gift?: string | null;
 }
 
 export interface AccessClient {

@@ -81,7 +81,8 @@ export function createAccessClient(options) {
   }
 
   async function decide(input) {
-    const { readerId, deviceId, articleId, requires, entitlementToken, articleToken, ip } = input;
+    const { readerId, deviceId, articleId, requires, entitlementToken, articleToken, ip, gift } =
+      input;
     if (Boolean(readerId) === Boolean(deviceId) || !articleId) {
       throw new TypeError("decide needs articleId and exactly one of readerId and deviceId");
     }
@@ -101,6 +102,7 @@ export function createAccessClient(options) {
         article_id: articleId,
         ...(requires === undefined ? {} : { requires }),
         ...(ip ? { ip } : {}),
+        ...(gift ? { gift } : {}),
       });
     } catch (error) {
       if (!(error instanceof TollgateUnavailableError)) throw error;
@@ -128,6 +130,7 @@ export function createAccessClient(options) {
       articleTokenExpiresAt: decision.token_expires_at,
       meter: decision.meter,
       offers: decision.offers,
+      ...(decision.gift_status ? { giftStatus: decision.gift_status } : {}),
     };
   }
 

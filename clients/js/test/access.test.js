@@ -60,6 +60,25 @@ async function timed(promise) {
   return { value, ms: performance.now() - started };
 }
 
+test("a gift code opens its article through decide(), and says why it does not elsewhere", async () => {
+  await tollgate.admin("POST", "v1/readers/giver/grants", {
+    entitlements: ["articles"],
+    expires_at: "2099-01-01T00:00:00Z",
+    reason: "test giver",
+  });
+  const { code } = await tollgate.admin("POST", "v1/gifts/articles", {
+    reader_id: "giver",
+    article_id: "gifted",
+  });
+  const opened = await client.decide({ readerId: "friend", articleId: "gifted", gift: code });
+  assert.equal(opened.reason, "gift");
+  assert.equal(opened.allowed, true);
+  assert.equal(opened.giftStatus, undefined);
+  const elsewhere = await client.decide({ readerId: "friend", articleId: "other", gift: code });
+  assert.equal(elsewhere.reason, "metered");
+  assert.equal(elsewhere.giftStatus, "other_article");
+});
+
 test("a reader at a licensed address is let in by licence when the key may assert addresses", async () => {
   const licence = await tollgate.admin("POST", "v1/licences", {
     name: "University of Example",
