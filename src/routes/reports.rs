@@ -8,8 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::reports::gifts::GiftRow;
-use crate::reports::licences::LicenceUsageRow;
 use crate::reports::mrr::MrrRow;
 use crate::reports::periods::{self, DateRange, Interval, InvalidRange, Period};
 use crate::reports::revenue::RevenueRow;
@@ -361,13 +359,59 @@ pub async fn subscribers(
     )
 }
 
-/// The licence usage report as JSON.
+/// A month-by-month report without grouping (licences, gifts) as JSON.
 #[derive(Debug, Serialize)]
-struct LicencesReport<'a> {
+struct MonthlyReport<'a, R> {
+    from: &'a str,
+    to: &'a str,
+    time_zone: &'static str,
+    rows: &'a [R],
+}
+
+/// What a month-by-month report was asked for: how to answer, and which months.
+struct MonthlyRequest {
+    format: Format,
+    months: Vec<Period>,
     from: String,
     to: String,
-    time_zone: &'static str,
-    rows: &'a [LicenceUsageRow],
+    time_zone: Tz,
+}
+
+impl MonthlyRequest {
+    fn parse(state: &AppState, req: &HttpRequest, query: &MonthsQuery) -> Result<Self, ApiError> {
+        let format = format(req, query.format.as_deref())?;
+        let time_zone = state.settings.billing().reporting_time_zone;
+        let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
+        Ok(Self {
+            format,
+            months,
+            from: from.format("%Y-%m").to_string(),
+            to: to.format("%Y-%m").to_string(),
+            time_zone,
+        })
+    }
+
+    /// The answer with `rows`, as JSON or as CSV named `NAME-FROM-TO.csv`.
+    fn answer<R: Serialize>(
+        &self,
+        rows: &[R],
+        columns: &[&str],
+        name: &str,
+    ) -> Result<HttpResponse, ApiError> {
+        let body = MonthlyReport {
+            from: &self.from,
+            to: &self.to,
+            time_zone: self.time_zone.name(),
+            rows,
+        };
+        answer(
+            self.format,
+            &body,
+            columns,
+            rows,
+            &format!("{name}-{}-{}.csv", self.from, self.to),
+        )
+    }
 }
 
 /// Licence usage per month: members, readers who opened articles, articles opened.
@@ -377,33 +421,9 @@ pub async fn licences(
     req: HttpRequest,
     query: web::Query<MonthsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let format = format(&req, query.format.as_deref())?;
-    let time_zone = state.settings.billing().reporting_time_zone;
-    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
-    let rows = state.reports().licences(&months).await?;
-    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
-    let body = LicencesReport {
-        from: from.to_string(),
-        to: to.to_string(),
-        time_zone: time_zone.name(),
-        rows: &rows,
-    };
-    answer(
-        format,
-        &body,
-        &LICENCE_COLUMNS,
-        &rows,
-        &format!("licences-{from}-{to}.csv"),
-    )
-}
-
-/// The gift report as JSON.
-#[derive(Debug, Serialize)]
-struct GiftsReport<'a> {
-    from: String,
-    to: String,
-    time_zone: &'static str,
-    rows: &'a [GiftRow],
+    let request = MonthlyRequest::parse(&state, &req, &query)?;
+    let rows = state.reports().licences(&request.months).await?;
+    request.answer(&rows, &LICENCE_COLUMNS, "licences")
 }
 
 /// Gifting per month: links made, redemptions, recipients, and recipients who subscribed.
@@ -413,22 +433,7 @@ pub async fn gifts(
     req: HttpRequest,
     query: web::Query<MonthsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let format = format(&req, query.format.as_deref())?;
-    let time_zone = state.settings.billing().reporting_time_zone;
-    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
-    let rows = state.reports().gifts(&months).await?;
-    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
-    let body = GiftsReport {
-        from: from.to_string(),
-        to: to.to_string(),
-        time_zone: time_zone.name(),
-        rows: &rows,
-    };
-    answer(
-        format,
-        &body,
-        &GIFT_COLUMNS,
-        &rows,
-        &format!("gifts-{from}-{to}.csv"),
-    )
+    let request = MonthlyRequest::parse(&state, &req, &query)?;
+    let rows = state.reports().gifts(&request.months).await?;
+    request.answer(&rows, &GIFT_COLUMNS, "gifts")
 }

@@ -100,6 +100,21 @@ pub struct Decision {
     pub gift_status: Option<GiftStatus>,
 }
 
+impl Decision {
+    /// Access granted for `reason`, with the token that proves it.
+    fn granted(reason: Reason, token: Issued) -> Self {
+        Self {
+            granted: true,
+            reason,
+            token: Some(token),
+            meter: None,
+            offers: Vec::new(),
+            licence_id: None,
+            gift_status: None,
+        }
+    }
+}
+
 /// What one access question is about.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessQuestion<'a> {
@@ -343,15 +358,7 @@ impl AccessService {
                 licence: None,
             };
             let token = self.tokens.article_token(token_subject, &names, grant)?;
-            return Ok(Decision {
-                granted: true,
-                reason: Reason::Entitled,
-                token: Some(token),
-                meter: None,
-                offers: Vec::new(),
-                licence_id: None,
-                gift_status: None,
-            });
+            return Ok(Decision::granted(Reason::Entitled, token));
         }
         let gift_status = match gift {
             Some(code) => match self.open_gift(code, subject, article, now).await? {
@@ -362,15 +369,7 @@ impl AccessService {
                         licence: None,
                     };
                     let token = self.tokens.article_token(token_subject, &names, grant)?;
-                    return Ok(Decision {
-                        granted: true,
-                        reason: Reason::Gift,
-                        token: Some(token),
-                        meter: None,
-                        offers: Vec::new(),
-                        licence_id: None,
-                        gift_status: None,
-                    });
+                    return Ok(Decision::granted(Reason::Gift, token));
                 }
                 Err(status) => Some(status),
             },
@@ -412,13 +411,8 @@ impl AccessService {
             };
             let token = self.tokens.article_token(token_subject, names, grant)?;
             return Ok(Decision {
-                granted: true,
-                reason: Reason::Licensed,
-                token: Some(token),
-                meter: None,
-                offers: Vec::new(),
                 licence_id: Some(licence.id),
-                gift_status: None,
+                ..Decision::granted(Reason::Licensed, token)
             });
         }
         if !self.settings.meterable_entitlements.contains(requires) {
@@ -474,13 +468,8 @@ impl AccessService {
         };
         let token = self.tokens.article_token(token_subject, names, grant)?;
         Ok(Decision {
-            granted: true,
-            reason,
-            token: Some(token),
             meter: Some(meter),
-            offers: Vec::new(),
-            licence_id: None,
-            gift_status: None,
+            ..Decision::granted(reason, token)
         })
     }
 
