@@ -20,6 +20,7 @@ use crate::http::error::{ApiError, PROBLEM_JSON};
 use crate::http::state::{AppState, InFlight};
 use crate::routes;
 use crate::services::access::{AccessService, EntitlementCache};
+use crate::services::gift_subscriptions::CodeIssuer;
 use crate::services::keys::KeyCache;
 use crate::services::limits::RateLimits;
 use crate::services::mirror::{Mirror, RetryPolicy};
@@ -81,6 +82,7 @@ impl Application {
             .build()
             .map_err(|e| anyhow::anyhow!("building HTTP metrics: {e}"))?;
         let cache = EntitlementCache::new(settings.entitlement_cache_ttl);
+        let gift_codes = Arc::new(CodeIssuer::from_settings(&settings));
         let mirror = Mirror::new(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -88,7 +90,8 @@ impl Application {
             &registry,
         )
         .map_err(|e| anyhow::anyhow!("registering mirror metrics: {e}"))?
-        .with_cache(cache.clone());
+        .with_cache(cache.clone())
+        .with_gift_codes(Arc::clone(&gift_codes));
         let tokens = Tokens::start(Arc::clone(&store), Arc::clone(&clock), &settings)
             .await
             .context("loading the token signing keys")?;
@@ -115,6 +118,7 @@ impl Application {
             access,
             key_cache: KeyCache::new(settings.api_key_cache_ttl),
             limits,
+            gift_codes,
         });
         let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
             .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)

@@ -77,6 +77,7 @@ fn bounds() -> WhereClause {
             for<'r> String: ::sqlx::Decode<'r, DB>,
             for<'r> i64: ::sqlx::Decode<'r, DB>,
             for<'r> bool: ::sqlx::Decode<'r, DB>,
+            for<'r> Vec<u8>: ::sqlx::Decode<'r, DB>,
             for<'r> &'r str: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
             usize: ::sqlx::ColumnIndex<<DB as ::sqlx::Database>::Row>,
     }

@@ -165,8 +165,16 @@ pub struct Settings {
     /// How long a gift link opens its article.
     #[serde(with = "humantime_serde")]
     pub gift_link_ttl: Duration,
+    /// The key that seals gift subscription codes until they are redeemed: base64 of 32 random
+    /// bytes (AES-256-GCM). Without it, gift purchases wait (and are retried) and reveals
+    /// answer 503.
+    #[serde(serialize_with = "serialize_redacted_option")]
+    pub gift_code_key: Option<SecretString>,
+    /// How long a gift subscription's code can be redeemed after its purchase.
+    #[serde(with = "humantime_serde")]
+    pub gift_code_validity: Duration,
     /// Which sources of `articles` let a reader give articles: `subscription`, `grant`,
-    /// `licence`. In the environment, comma-separated.
+    /// `licence`, `seat`, `gift`. In the environment, comma-separated.
     #[serde(deserialize_with = "deserialize_list")]
     pub gift_giver_sources: Vec<SourceKind>,
     /// How long an instance trusts an API key it found active without reading it again; a
@@ -226,6 +234,8 @@ impl Default for Settings {
             gift_allowance_period: Period::CalendarMonth,
             gift_max_recipients: 10,
             gift_link_ttl: Duration::from_secs(30 * 24 * 3600),
+            gift_code_key: None,
+            gift_code_validity: Duration::from_secs(365 * 24 * 3600),
             gift_giver_sources: vec![SourceKind::Subscription, SourceKind::Grant],
         }
     }

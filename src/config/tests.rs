@@ -304,6 +304,12 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ("gift_max_recipients", "3", "3"),
     ("gift_link_ttl", r#""7d""#, "7d"),
     (
+        "gift_code_key",
+        r#""AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=""#,
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    ),
+    ("gift_code_validity", r#""90d""#, "90d"),
+    (
         "gift_giver_sources",
         r#"["subscription", "licence"]"#,
         "subscription,licence",

@@ -77,6 +77,13 @@ impl Settings {
                 ));
             }
         }
+        if let Some(key) = &self.gift_code_key
+            && crate::domain::CodeSealer::from_base64(key.expose_secret()).is_none()
+        {
+            problems.push(
+                "gift_code_key must be base64 of 32 random bytes (openssl rand -base64 32)".into(),
+            );
+        }
         if self.gift_max_recipients == 0 {
             problems.push(
                 "gift_max_recipients must be at least 1: a gift must open for someone".into(),
@@ -104,7 +111,7 @@ impl Settings {
     }
 
     /// Every duration setting by key, with why zero is refused where it is.
-    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 17] {
+    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 18] {
         const PERIOD: WhyNotZero = Some("it is the period of a recurring task");
         const TOKEN: WhyNotZero = Some("every token would have expired when it is issued");
         [
@@ -156,6 +163,11 @@ impl Settings {
                 "gift_link_ttl",
                 self.gift_link_ttl,
                 Some("every gift link would have expired when it is made"),
+            ),
+            (
+                "gift_code_validity",
+                self.gift_code_validity,
+                Some("every gift subscription code would have expired when it is bought"),
             ),
         ]
     }

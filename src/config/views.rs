@@ -23,6 +23,8 @@ pub struct GiftSettings<'a> {
     pub link_ttl: TimeDelta,
     /// Which sources of `articles` let a reader give.
     pub giver_sources: &'a [SourceKind],
+    /// How long a gift subscription's code can be redeemed.
+    pub code_validity: TimeDelta,
 }
 
 /// The database: where it is and how its connections are pooled.
@@ -161,6 +163,7 @@ impl Settings {
             max_recipients: self.gift_max_recipients,
             link_ttl: time_delta(self.gift_link_ttl),
             giver_sources: &self.gift_giver_sources,
+            code_validity: time_delta(self.gift_code_validity),
         }
     }
 

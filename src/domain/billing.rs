@@ -192,6 +192,8 @@ pub enum Change {
     Refunds(Vec<Refund>),
     /// A price's state (from a `price.*` event, or carried by a subscription item).
     Price(super::Price),
+    /// A gift subscription was bought (a completed Checkout Session in payment mode).
+    GiftPurchased(super::GiftPurchase),
     /// A customer was deleted in Stripe.
     CustomerDeleted {
         /// The Stripe customer.

@@ -1,14 +1,17 @@
 //! What a reader is entitled to: the entitlements of their subscriptions in good standing, through
-//! the plans that own each item's price, plus their grants that have not expired and the
-//! licences in force in which they hold a seat.
+//! the plans that own each item's price, plus their grants that have not expired, the licences
+//! in force in which they hold a seat, and their seats in teams whose subscription is in good
+//! standing.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::team::{is_over, seat_count};
 use super::{
-    Entitlement, Grant, Licence, PastDueGrace, Plan, PlanId, Standing, StripePriceId, Subscription,
+    Entitlement, Grant, Licence, PastDueGrace, Plan, PlanId, SeatRole, Standing, StripePriceId,
+    Subscription, Teams,
 };
 
 /// Where an entitlement comes from.
@@ -21,12 +24,16 @@ pub enum SourceKind {
     Grant,
     /// A seat of an institutional licence.
     Licence,
+    /// A seat in a team, given by its owner.
+    Seat,
+    /// A grant that redeemed a gift subscription.
+    Gift,
 }
 
 /// One reason a reader holds an entitlement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
-    /// A subscription or a grant.
+    /// A subscription, a grant, a licence or a team seat.
     pub kind: SourceKind,
     /// Its id.
     pub id: String,
@@ -73,23 +80,34 @@ pub fn held(
     plans: &[Plan],
     grants: &[Grant],
     licences: &[Licence],
+    teams: &Teams,
     now: DateTime<Utc>,
     past_due_grace: PastDueGrace,
 ) -> Vec<Held> {
     let by_price = plans_by_price(plans);
     let mut sources: BTreeMap<&Entitlement, Vec<Source>> = BTreeMap::new();
-    for subscription in subscriptions {
+    // The plans of a subscription's items, and when it stops giving them; a team whose
+    // ownership moved away gives its payer nothing by itself.
+    let granted = |subscription: &Subscription, skip_seats: bool| {
         let Standing::Good { until } = subscription.standing(now, past_due_grace) else {
-            continue;
+            return None;
         };
         let mut names: Vec<&Entitlement> = subscription
             .items
             .iter()
             .filter_map(|item| by_price.get(&item.price))
+            .filter(|plan| !(skip_seats && plan.spec.seats))
             .flat_map(|plan| &plan.spec.entitlements)
             .collect();
         names.sort();
         names.dedup();
+        Some((names, until))
+    };
+    for subscription in subscriptions {
+        let ceded = teams.ceded.contains(&subscription.id);
+        let Some((names, until)) = granted(subscription, ceded) else {
+            continue;
+        };
         for name in names {
             sources.entry(name).or_default().push(Source {
                 kind: SourceKind::Subscription,
@@ -98,10 +116,45 @@ pub fn held(
             });
         }
     }
+    for seat in &teams.seats {
+        let seats = seat_count(&seat.subscription, &by_price);
+        if is_over(seat.role, seat.rank, seats) {
+            continue;
+        }
+        let Some((names, until)) = granted(&seat.subscription, false) else {
+            continue;
+        };
+        // Only what the plans sold by the seat grant: another item of the owner's subscription
+        // is the owner's alone.
+        let seated: Vec<&Entitlement> = seat
+            .subscription
+            .items
+            .iter()
+            .filter_map(|item| by_price.get(&item.price))
+            .filter(|plan| plan.spec.seats)
+            .flat_map(|plan| &plan.spec.entitlements)
+            .collect();
+        // The owner a team was moved to holds it as its subscriber; a member holds a seat.
+        let kind = match seat.role {
+            SeatRole::Owner => SourceKind::Subscription,
+            SeatRole::Member => SourceKind::Seat,
+        };
+        for name in names.into_iter().filter(|name| seated.contains(name)) {
+            sources.entry(name).or_default().push(Source {
+                kind,
+                id: seat.subscription.id.clone(),
+                lapses_at: until,
+            });
+        }
+    }
     for grant in grants.iter().filter(|grant| grant.is_active(now)) {
         for name in &grant.entitlements {
             sources.entry(name).or_default().push(Source {
-                kind: SourceKind::Grant,
+                kind: if grant.gift_subscription.is_some() {
+                    SourceKind::Gift
+                } else {
+                    SourceKind::Grant
+                },
                 id: grant.id.to_string(),
                 lapses_at: Some(grant.expires_at),
             });
@@ -135,6 +188,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
+    use crate::domain::TeamSeat;
     use crate::domain::{
         GrantId, PlanSpec, ReaderId, SubscriptionItem, SubscriptionStatus, Version,
     };
@@ -207,6 +261,7 @@ mod tests {
             reason: "gift".into(),
             created_at: at(0),
             created_by: None,
+            gift_subscription: None,
         }
     }
 
@@ -240,6 +295,7 @@ mod tests {
             &plans,
             &[],
             &[],
+            &Teams::default(),
             at(5_000),
             PastDueGrace::new(TimeDelta::days(7)),
         );
@@ -265,6 +321,7 @@ mod tests {
                 &plans,
                 &[],
                 &[],
+                &Teams::default(),
                 at(5_000),
                 PastDueGrace::new(TimeDelta::days(7))
             )
@@ -286,6 +343,7 @@ mod tests {
             &plans,
             &grants,
             &[],
+            &Teams::default(),
             at(5_000),
             PastDueGrace::new(TimeDelta::days(7)),
         );
@@ -315,13 +373,89 @@ mod tests {
         };
         let grace = PastDueGrace::new(TimeDelta::days(7));
         let current = [licence(1_000, 9_000)];
-        let held_now = held(&[], &[], &[], &current, at(5_000), grace);
+        let held_now = held(&[], &[], &[], &current, &Teams::default(), at(5_000), grace);
         assert_eq!(names(&held_now), ["articles"]);
         assert_eq!(held_now[0].sources[0].kind, SourceKind::Licence);
         assert_eq!(held_now[0].sources[0].id, current[0].id.as_str());
         assert_eq!(held_now[0].lapses_at, Some(at(9_000)));
         // Not yet in force, or over: nothing.
-        assert!(held(&[], &[], &[], &[licence(6_000, 9_000)], at(5_000), grace).is_empty());
-        assert!(held(&[], &[], &[], &current, at(9_000), grace).is_empty());
+        assert!(
+            held(
+                &[],
+                &[],
+                &[],
+                &[licence(6_000, 9_000)],
+                &Teams::default(),
+                at(5_000),
+                grace
+            )
+            .is_empty()
+        );
+        assert!(held(&[], &[], &[], &current, &Teams::default(), at(9_000), grace).is_empty());
+    }
+
+    #[test]
+    fn members_hold_what_a_seat_plan_grants_while_the_subscription_stands_and_a_seat_is_theirs() {
+        let mut seated = plan("team", &["price_team"], &["articles"], false);
+        seated.spec.seats = true;
+        let plans = [
+            seated,
+            plan("extras", &["price_extra"], &["reports"], false),
+        ];
+        let grace = PastDueGrace::new(TimeDelta::days(7));
+        let mut team = subscription(
+            "sub_team",
+            SubscriptionStatus::Active,
+            &["price_team", "price_extra"],
+        );
+        team.items[0].quantity = 3;
+        let seat = |role, rank, sub: &Subscription| TeamSeat {
+            subscription: sub.clone(),
+            owner_id: ReaderId::parse("owner").unwrap(),
+            role,
+            rank,
+        };
+        let holding = |seats: Vec<TeamSeat>| {
+            held(
+                &[],
+                &plans,
+                &[],
+                &[],
+                &Teams {
+                    seats,
+                    ceded: Vec::new(),
+                },
+                at(5_000),
+                grace,
+            )
+        };
+        // The second member has the third seat; only the seat plan's entitlement, as a seat.
+        let member = holding(vec![seat(SeatRole::Member, 1, &team)]);
+        assert_eq!(names(&member), ["articles"]);
+        assert_eq!(member[0].sources[0].kind, SourceKind::Seat);
+        assert_eq!(member[0].sources[0].id, "sub_team");
+        // The third would need a fourth seat.
+        assert!(holding(vec![seat(SeatRole::Member, 2, &team)]).is_empty());
+        // An owner the team was moved to holds it as its subscriber.
+        let owner = holding(vec![seat(SeatRole::Owner, 0, &team)]);
+        assert_eq!(owner[0].sources[0].kind, SourceKind::Subscription);
+        // A canceled subscription seats nobody.
+        let mut canceled = team.clone();
+        canceled.status = SubscriptionStatus::Canceled;
+        assert!(holding(vec![seat(SeatRole::Member, 0, &canceled)]).is_empty());
+        // The payer whose team moved away keeps the other items, not the seats.
+        let payer = held(
+            std::slice::from_ref(&team),
+            &plans,
+            &[],
+            &[],
+            &Teams {
+                seats: Vec::new(),
+                ceded: vec!["sub_team".into()],
+            },
+            at(5_000),
+            grace,
+        );
+        assert_eq!(names(&payer), ["reports"]);
     }
 }

@@ -151,6 +151,7 @@ pub mod api_key;
 pub mod billing;
 pub mod entitlements;
 pub mod gift;
+pub mod gift_subscription;
 pub mod grace;
 pub mod licence;
 pub mod meter;
@@ -160,6 +161,7 @@ pub mod reader;
 pub mod redirect;
 pub mod report_inputs;
 pub mod subscription;
+pub mod team;
 pub mod time;
 pub mod webhook_event;
 
@@ -167,6 +169,10 @@ pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, R
 pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
 pub use gift::{GiftCode, GiftId, GiftLink, GiftStatus};
+pub use gift_subscription::{
+    CodeSealer, GiftPurchase, GiftSubscription, GiftSubscriptionId, GiftSubscriptionStatus,
+    IssuedCode, SubscriptionCode,
+};
 pub use grace::PastDueGrace;
 pub use licence::{
     EmailDomain, InvalidLicence, IpRange, Licence, LicenceConflict, LicenceId, LicenceSpec,
@@ -174,10 +180,11 @@ pub use licence::{
 pub use meter::{
     ArticleId, Audience, MeterPolicy, MeterState, MeterSubject, Period, Usage, Window,
 };
-pub use plan::{Entitlement, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
+pub use plan::{Entitlement, GiftOffer, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
 pub use price::{Interval, Price, Recurring};
 pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
 pub use redirect::{InvalidRedirect, Origin, RedirectUrl};
 pub use report_inputs::{History, InvoiceDay, PaidInvoice, RefundDay, Snapshot};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
+pub use team::{SeatRole, TeamSeat, Teams};
 pub use webhook_event::{EventStatus, EventType, NewWebhookEvent, StripeEventId, WebhookEvent};

@@ -42,6 +42,18 @@ pub const MAX_TRIAL_DAYS: u32 = 730;
 pub const MAX_PRICES: usize = 20;
 /// Most entitlements one plan may grant.
 pub const MAX_ENTITLEMENTS: usize = 32;
+/// Most months one gift subscription may buy.
+pub const MAX_GIFT_MONTHS: u32 = 60;
+
+/// What giving a plan costs and buys: a one-off Stripe price, paid once through Checkout, and
+/// the months of the plan's entitlements its code gives whoever redeems it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftOffer {
+    /// The one-off price.
+    pub price: StripePriceId,
+    /// Months of the plan it buys.
+    pub months: u32,
+}
 
 /// What a publisher says a plan is; everything in it has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +68,11 @@ pub struct PlanSpec {
     pub trial_days: u32,
     /// Whether checkout accepts promotion codes.
     pub allow_promotion_codes: bool,
+    /// Whether it is sold by the seat: a subscription item's quantity is its number of seats,
+    /// and the subscriber shares them with a team.
+    pub seats: bool,
+    /// How it can be given, if it can.
+    pub gift: Option<GiftOffer>,
 }
 
 /// Why a plan was refused.
@@ -75,6 +92,12 @@ pub enum InvalidPlan {
     /// The trial is longer than Stripe allows.
     #[error("trial_days must be between 0 and {MAX_TRIAL_DAYS}")]
     TrialDays,
+    /// A gift price without months, months without a price, or a gift price that is also one
+    /// of the plan's subscription prices.
+    #[error(
+        "gift_price and gift_months go together; gift_months must be between 1 and {MAX_GIFT_MONTHS}, and gift_price must not be one of stripe_prices"
+    )]
+    Gift,
 }
 
 impl PlanSpec {
@@ -114,7 +137,33 @@ impl PlanSpec {
             entitlements,
             trial_days,
             allow_promotion_codes,
+            seats: false,
+            gift: None,
         })
+    }
+
+    /// The plan sold by the seat, or not.
+    pub fn with_seats(self, seats: bool) -> Self {
+        Self { seats, ..self }
+    }
+
+    /// The plan with a gift offer, checked: both halves or neither.
+    pub fn with_gift(
+        self,
+        price: Option<StripePriceId>,
+        months: Option<u32>,
+    ) -> Result<Self, InvalidPlan> {
+        let gift = match (price, months) {
+            (None, None) => None,
+            (Some(price), Some(months))
+                if (1..=MAX_GIFT_MONTHS).contains(&months)
+                    && !self.stripe_prices.contains(&price) =>
+            {
+                Some(GiftOffer { price, months })
+            }
+            _ => return Err(InvalidPlan::Gift),
+        };
+        Ok(Self { gift, ..self })
     }
 }
 
@@ -242,5 +291,42 @@ mod tests {
         .unwrap();
         assert_eq!(spec.entitlements, vec![ent("articles"), ent("reports")]);
         assert_eq!(spec.stripe_prices, vec![price("price_b"), price("price_a")]);
+    }
+
+    #[test]
+    fn a_gift_offer_needs_a_price_of_its_own_and_months() {
+        let spec = PlanSpec::new(
+            "Digital".into(),
+            vec![price("price_monthly")],
+            vec![ent("articles")],
+            0,
+            false,
+        )
+        .unwrap();
+        assert_eq!(spec.clone().with_gift(None, None).unwrap().gift, None);
+        let given = spec
+            .clone()
+            .with_gift(Some(price("price_gift")), Some(12))
+            .unwrap();
+        assert_eq!(
+            given.gift,
+            Some(GiftOffer {
+                price: price("price_gift"),
+                months: 12
+            })
+        );
+        for (gift_price, months) in [
+            (Some(price("price_gift")), None),
+            (None, Some(12)),
+            (Some(price("price_gift")), Some(0)),
+            (Some(price("price_gift")), Some(MAX_GIFT_MONTHS + 1)),
+            (Some(price("price_monthly")), Some(12)),
+        ] {
+            assert_eq!(
+                spec.clone().with_gift(gift_price.clone(), months),
+                Err(InvalidPlan::Gift),
+                "{gift_price:?} {months:?}"
+            );
+        }
     }
 }

@@ -65,6 +65,8 @@ pub struct NewGrant {
     pub created_at: DateTime<Utc>,
     /// The API key that made it.
     pub created_by: Option<String>,
+    /// The gift subscription it redeems, if it does.
+    pub gift_subscription: Option<String>,
 }
 
 impl NewGrant {
@@ -101,6 +103,7 @@ impl NewGrant {
             reason,
             created_at: now,
             created_by,
+            gift_subscription: None,
         })
     }
 }
@@ -122,6 +125,8 @@ pub struct Grant {
     pub created_at: DateTime<Utc>,
     /// The API key that made it.
     pub created_by: Option<String>,
+    /// The gift subscription it redeems, if it does.
+    pub gift_subscription: Option<String>,
 }
 
 impl Grant {
@@ -219,6 +224,7 @@ mod tests {
             reason: "x".into(),
             created_at: now - TimeDelta::days(1),
             created_by: None,
+            gift_subscription: None,
         };
         assert!(grant.is_active(now - TimeDelta::milliseconds(1)));
         assert!(!grant.is_active(now));

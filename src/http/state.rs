@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::services::ServiceError;
 use crate::services::access::AccessService;
 use crate::services::checkout::{Checkout, stripe_client};
+use crate::services::gift_subscriptions::{CodeIssuer, GiftSubscriptions};
 use crate::services::gifts::Gifts;
 use crate::services::keys::{KeyCache, Keys};
 use crate::services::licences::Licences;
@@ -18,6 +19,7 @@ use crate::services::plans::Plans;
 use crate::services::readers::Readers;
 use crate::services::reconcile::Reconcile;
 use crate::services::reports::Reports;
+use crate::services::teams::Teams;
 use crate::services::webhooks::Webhooks;
 use crate::store::Store;
 use crate::stripe::client::StripeClient;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub key_cache: KeyCache,
     /// Rate limits on access decisions and checkout.
     pub limits: Arc<RateLimits>,
+    /// Seals and opens gift subscription codes.
+    pub gift_codes: Arc<CodeIssuer>,
 }
 
 impl AppState {
@@ -87,6 +91,25 @@ impl AppState {
     /// What the mirror holds about readers, and their grants.
     pub fn readers(&self) -> Readers<'_> {
         Readers {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            access: &self.access,
+        }
+    }
+
+    /// The gift subscription operations.
+    pub fn gift_subscriptions(&self) -> GiftSubscriptions<'_> {
+        GiftSubscriptions {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            codes: &self.gift_codes,
+            cache: self.access.cache(),
+        }
+    }
+
+    /// The team seat operations.
+    pub fn teams(&self) -> Teams<'_> {
+        Teams {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             access: &self.access,

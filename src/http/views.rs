@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
-use crate::domain::MeterState;
+use chrono::{DateTime, Utc};
+
 use crate::domain::time::rfc3339;
+use crate::domain::{Entitlement, Grant, GrantId, MeterState, ReaderId};
 
 /// A meter as the API shows it.
 #[derive(Debug, Serialize)]
@@ -34,4 +36,31 @@ pub struct Page<T, C> {
     pub items: Vec<T>,
     /// Where the next page starts, when there is one.
     pub next_cursor: Option<C>,
+}
+
+/// A grant as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct GrantView {
+    id: GrantId,
+    reader_id: ReaderId,
+    entitlements: Vec<Entitlement>,
+    expires_at: String,
+    reason: String,
+    active: bool,
+    created_at: String,
+}
+
+impl GrantView {
+    /// `grant` as it stands at `now`.
+    pub fn new(grant: &Grant, now: DateTime<Utc>) -> Self {
+        Self {
+            id: grant.id.clone(),
+            reader_id: grant.reader_id.clone(),
+            entitlements: grant.entitlements.clone(),
+            expires_at: rfc3339(grant.expires_at),
+            reason: grant.reason.clone(),
+            active: grant.is_active(now),
+            created_at: rfc3339(grant.created_at),
+        }
+    }
 }

@@ -28,6 +28,10 @@ pub struct PostCheckout {
     email: Option<String>,
     #[serde(default, deserialize_with = "json::present")]
     price: Option<StripePriceId>,
+    #[serde(default, deserialize_with = "json::present")]
+    quantity: Option<u32>,
+    #[serde(default)]
+    gift: bool,
 }
 
 /// `POST /v1/portal/sessions` body.
@@ -69,6 +73,8 @@ pub async fn create_checkout(
         success_url: &body.success_url,
         cancel_url: &body.cancel_url,
         email: body.email.as_deref(),
+        quantity: body.quantity,
+        gift: body.gift,
     };
     let session = state
         .checkout()

@@ -4,6 +4,7 @@
 mod access;
 mod admin;
 mod checkout;
+mod gift_subscriptions;
 mod gifts;
 mod health;
 mod keys;
@@ -11,6 +12,7 @@ mod licences;
 mod plans;
 mod readers;
 mod reports;
+mod teams;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -155,6 +157,49 @@ fn table() -> Vec<ApiRoute> {
             "/v1/readers/{reader_id}/licence-claims",
             SERVICE,
             web::route().to(licences::claim),
+        ),
+        route(
+            Method::GET,
+            "/v1/readers/{reader_id}/seats",
+            SERVICE,
+            web::route().to(teams::list),
+        ),
+        route(
+            Method::POST,
+            "/v1/readers/{reader_id}/seats",
+            SERVICE,
+            web::route().to(teams::add),
+        ),
+        // Before `seats/{member_id}`, which would match `transfer` first.
+        route(
+            Method::POST,
+            "/v1/readers/{reader_id}/seats/transfer",
+            SERVICE,
+            web::route().to(teams::transfer),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/readers/{reader_id}/seats/{member_id}",
+            SERVICE,
+            web::route().to(teams::remove),
+        ),
+        route(
+            Method::GET,
+            "/v1/gifts/subscriptions",
+            SERVICE,
+            web::route().to(gift_subscriptions::list),
+        ),
+        route(
+            Method::POST,
+            "/v1/gifts/subscriptions/redeem",
+            SERVICE,
+            web::route().to(gift_subscriptions::redeem),
+        ),
+        route(
+            Method::POST,
+            "/v1/gifts/subscriptions/{gift_id}/reveal",
+            SERVICE,
+            web::route().to(gift_subscriptions::reveal),
         ),
         route(
             Method::POST,

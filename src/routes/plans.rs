@@ -23,6 +23,12 @@ pub struct PutPlan {
     trial_days: u32,
     #[serde(default)]
     allow_promotion_codes: bool,
+    #[serde(default)]
+    seats: bool,
+    #[serde(default)]
+    gift_price: Option<StripePriceId>,
+    #[serde(default)]
+    gift_months: Option<u32>,
 }
 
 /// A plan price as the API shows it: what Stripe says of it, or only its id (and nulls) while
@@ -64,6 +70,9 @@ struct PlanView {
     entitlements: Vec<Entitlement>,
     trial_days: u32,
     allow_promotion_codes: bool,
+    seats: bool,
+    gift_price: Option<StripePriceId>,
+    gift_months: Option<u32>,
     archived: bool,
     archived_at: Option<String>,
     created_at: String,
@@ -86,6 +95,9 @@ impl PlanView {
             entitlements: plan.spec.entitlements,
             trial_days: plan.spec.trial_days,
             allow_promotion_codes: plan.spec.allow_promotion_codes,
+            seats: plan.spec.seats,
+            gift_price: plan.spec.gift.as_ref().map(|gift| gift.price.clone()),
+            gift_months: plan.spec.gift.as_ref().map(|gift| gift.months),
             archived: plan.archived_at.is_some(),
             archived_at: plan.archived_at.map(rfc3339),
             created_at: rfc3339(plan.created_at),
@@ -124,6 +136,10 @@ pub async fn put(
         body.trial_days,
         body.allow_promotion_codes,
     )
+    .and_then(|spec| {
+        spec.with_seats(body.seats)
+            .with_gift(body.gift_price, body.gift_months)
+    })
     .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
     Ok(match state.plans().put(&id, &spec).await? {
         Stored::Created(plan) => HttpResponse::Created().json(PlanView::from(plan)),

@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
 use crate::domain::{
-    Entitlement, Grant, GrantId, Held, PlanId, ReaderId, Source, SourceKind, Standing,
-    StripePriceId, SubscriptionStatus,
+    Entitlement, Held, PlanId, ReaderId, Source, SourceKind, Standing, StripePriceId,
+    SubscriptionStatus,
 };
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
 use crate::http::paths::reader_id;
 use crate::http::state::AppState;
+use crate::http::views::GrantView;
 use crate::http::views::MeterView;
 use crate::services::readers::{ReaderOverview, SubscriptionStanding};
 
@@ -150,32 +151,6 @@ impl From<SubscriptionStanding> for SubscriptionView {
             ended_at: sub.ended_at.map(rfc3339),
             trial_end: sub.trial_end.map(rfc3339),
             past_due_since: sub.past_due_since.map(rfc3339),
-        }
-    }
-}
-
-/// A grant as the API shows it.
-#[derive(Debug, Serialize)]
-struct GrantView {
-    id: GrantId,
-    reader_id: ReaderId,
-    entitlements: Vec<Entitlement>,
-    expires_at: String,
-    reason: String,
-    active: bool,
-    created_at: String,
-}
-
-impl GrantView {
-    fn new(grant: &Grant, now: DateTime<Utc>) -> Self {
-        Self {
-            id: grant.id.clone(),
-            reader_id: grant.reader_id.clone(),
-            entitlements: grant.entitlements.clone(),
-            expires_at: rfc3339(grant.expires_at),
-            reason: grant.reason.clone(),
-            active: grant.is_active(now),
-            created_at: rfc3339(grant.created_at),
         }
     }
 }

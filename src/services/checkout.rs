@@ -9,14 +9,16 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
-use crate::domain::{ApiKeyId, PlanId, ReaderId, RedirectUrl, StripePriceId};
+use crate::domain::{ApiKeyId, Plan, PlanId, ReaderId, RedirectUrl, StripePriceId};
 use crate::services::ServiceError;
 use crate::services::access::AccessService;
 use crate::services::limits::RateLimits;
-use crate::stripe::client::{CheckoutSessionRequest, StripeClient};
+use crate::stripe::client::{CheckoutPurpose, CheckoutSessionRequest, StripeClient};
 
 /// Longest e-mail address (RFC 5321's path limit).
 const MAX_EMAIL: usize = 254;
+/// Most seats one checkout may buy.
+pub const MAX_SEATS: u32 = 10_000;
 
 /// What a site asks checkout for.
 #[derive(Debug, Clone)]
@@ -33,6 +35,10 @@ pub struct CheckoutRequest<'a> {
     pub cancel_url: &'a str,
     /// An address to prefill.
     pub email: Option<&'a str>,
+    /// How many seats, for a plan sold by the seat.
+    pub quantity: Option<u32>,
+    /// Whether the reader buys the plan as a gift (a one-off payment) rather than for themselves.
+    pub gift: bool,
 }
 
 /// A Checkout Session Stripe made.
@@ -102,19 +108,34 @@ impl Checkout<'_> {
                 ),
             ));
         }
-        let price = match request.price {
-            Some(price) if plan.spec.stripe_prices.contains(price) => price,
-            Some(price) => {
+        let (price, quantity) = if request.gift {
+            let gift = plan.spec.gift.as_ref().ok_or_else(|| {
+                ServiceError::invalid(
+                    "plan_not_giftable",
+                    format!("plan `{}` has no gift_price: it cannot be given", plan.id),
+                )
+            })?;
+            if request.price.is_some_and(|price| price != &gift.price) {
                 return Err(ServiceError::invalid(
                     "price_not_in_plan",
-                    format!("price `{price}` is not one of plan `{}`'s prices", plan.id),
+                    format!("a gift of plan `{}` is bought at its gift_price", plan.id),
                 ));
             }
-            None => plan.spec.stripe_prices.first().ok_or_else(|| {
-                ServiceError::Internal(anyhow::anyhow!("plan {} has no price", plan.id))
-            })?,
+            if request.quantity.is_some_and(|quantity| quantity != 1) {
+                return Err(ServiceError::invalid(
+                    "quantity_not_allowed",
+                    "a gift subscription is bought one at a time",
+                ));
+            }
+            (&gift.price, 1)
+        } else {
+            (
+                self.subscription_price(plan, request)?,
+                self.quantity(plan, request)?,
+            )
         };
-        if holdings.subscribed_to_all(&plan.spec.entitlements) {
+        // A subscriber may buy gifts; a subscription they hold already belongs in the portal.
+        if !request.gift && holdings.subscribed_to_all(&plan.spec.entitlements) {
             return Err(ServiceError::conflict(
                 "already_subscribed",
                 format!(
@@ -134,6 +155,14 @@ impl Checkout<'_> {
             customer_email: email,
             trial_days: Some(plan.spec.trial_days),
             allow_promotion_codes: plan.spec.allow_promotion_codes,
+            quantity,
+            purpose: match (&plan.spec.gift, request.gift) {
+                (Some(gift), true) => CheckoutPurpose::Gift {
+                    plan_id: plan.id.as_str(),
+                    months: gift.months,
+                },
+                _ => CheckoutPurpose::Subscription,
+            },
         };
         let session = client
             .create_checkout_session(&form, idempotency_key)
@@ -142,6 +171,7 @@ impl Checkout<'_> {
             session_id = %session.id,
             reader_id = %request.reader_id,
             plan_id = %plan.id,
+            gift = request.gift,
             "checkout session created"
         );
         let expires_at = DateTime::from_timestamp(session.expires_at, 0).ok_or_else(|| {
@@ -177,6 +207,46 @@ impl Checkout<'_> {
             .await?;
         tracing::info!(reader_id = %reader, "billing portal session created");
         Ok(session.url)
+    }
+
+    /// The subscription price asked for: one of the plan's, its first by default.
+    fn subscription_price<'p>(
+        &self,
+        plan: &'p Plan,
+        request: &CheckoutRequest<'p>,
+    ) -> Result<&'p StripePriceId, ServiceError> {
+        match request.price {
+            Some(price) if plan.spec.stripe_prices.contains(price) => Ok(price),
+            Some(price) => Err(ServiceError::invalid(
+                "price_not_in_plan",
+                format!("price `{price}` is not one of plan `{}`'s prices", plan.id),
+            )),
+            None => plan.spec.stripe_prices.first().ok_or_else(|| {
+                ServiceError::Internal(anyhow::anyhow!("plan {} has no price", plan.id))
+            }),
+        }
+    }
+
+    /// How many seats: 1 to [`MAX_SEATS`] for a plan sold by the seat, only 1 for others.
+    fn quantity(&self, plan: &Plan, request: &CheckoutRequest<'_>) -> Result<u32, ServiceError> {
+        match request.quantity {
+            None => Ok(1),
+            Some(quantity) if plan.spec.seats && (1..=MAX_SEATS).contains(&quantity) => {
+                Ok(quantity)
+            }
+            Some(1) => Ok(1),
+            Some(_) if plan.spec.seats => Err(ServiceError::invalid(
+                "quantity_not_allowed",
+                format!("quantity must be between 1 and {MAX_SEATS} seats"),
+            )),
+            Some(_) => Err(ServiceError::invalid(
+                "quantity_not_allowed",
+                format!(
+                    "plan `{}` is not sold by the seat: quantity must be 1",
+                    plan.id
+                ),
+            )),
+        }
     }
 
     /// A redirect URL, checked against the allowed origins.

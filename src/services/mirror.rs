@@ -10,8 +10,9 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::domain::{EventStatus, EventType, StripeEventId};
+use crate::domain::{Change, EventStatus, EventType, StripeEventId};
 use crate::services::access::EntitlementCache;
+use crate::services::gift_subscriptions::CodeIssuer;
 use crate::store::{ApplyOutcome, EventFailure, Store, StoreError, StoredEvent};
 use crate::stripe::objects;
 
@@ -114,6 +115,7 @@ pub struct Mirror {
     retry: RetryPolicy,
     metrics: Metrics,
     cache: Option<EntitlementCache>,
+    codes: Option<Arc<CodeIssuer>>,
 }
 
 impl Mirror {
@@ -130,6 +132,7 @@ impl Mirror {
             retry,
             metrics: Metrics::new(registry)?,
             cache: None,
+            codes: None,
         })
     }
 
@@ -137,6 +140,15 @@ impl Mirror {
     pub fn with_cache(self, cache: EntitlementCache) -> Self {
         Self {
             cache: Some(cache),
+            ..self
+        }
+    }
+
+    /// Issues gift subscription codes with `codes` for the gift purchases events record;
+    /// without it, such events fail and are retried.
+    pub fn with_gift_codes(self, codes: Arc<CodeIssuer>) -> Self {
+        Self {
+            codes: Some(codes),
             ..self
         }
     }
@@ -182,11 +194,15 @@ impl Mirror {
             .and_then(|body| {
                 objects::changes(event.kind.as_str(), &body).map_err(|e| e.to_string())
             });
-        let changes = match parsed {
+        let issued = match parsed {
+            Ok(mut changes) => self.issue_codes(&mut changes).await.map(|()| changes),
+            Err(error) => Err(format!("the event's object cannot be read: {error}")),
+        };
+        let changes = match issued {
             Ok(changes) => changes,
             Err(error) => {
                 let failure = EventFailure {
-                    error: format!("the event's object cannot be read: {error}"),
+                    error,
                     waiting_for: None,
                     next_attempt_at: self.next_attempt(&event, now),
                 };
@@ -224,6 +240,20 @@ impl Mirror {
                 };
                 self.failed(&event.id, &event.kind, failure).await
             }
+        }
+    }
+
+    /// Issues codes for the gift purchases among `changes`.
+    async fn issue_codes(&self, changes: &mut [Change]) -> Result<(), String> {
+        if !changes
+            .iter()
+            .any(|c| matches!(c, Change::GiftPurchased(_)))
+        {
+            return Ok(());
+        }
+        match &self.codes {
+            Some(codes) => codes.issue(self.store.as_ref(), changes).await,
+            None => Err("gift subscription codes are not issued by this process".into()),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod checkout;
 pub mod error;
+pub mod gift_subscriptions;
 pub mod gifts;
 pub mod keys;
 pub mod licences;
@@ -14,6 +15,7 @@ pub mod plans;
 pub mod readers;
 pub mod reconcile;
 pub mod reports;
+pub mod teams;
 pub mod webhooks;
 
 pub use error::ServiceError;

@@ -32,11 +32,14 @@ impl Reports<'_> {
             .list_plans()
             .await?
             .into_iter()
+            // A gift's one-off price is revenue of the plan given (never MRR: no subscription
+            // carries it).
             .flat_map(|plan| {
                 let id = plan.id;
                 plan.spec
                     .stripe_prices
                     .into_iter()
+                    .chain(plan.spec.gift.map(|gift| gift.price))
                     .map(move |price| (price, id.clone()))
             })
             .collect();

@@ -34,6 +34,7 @@ struct GrantRow {
     reason: String,
     created_at: i64,
     created_by: Option<String>,
+    gift_subscription_id: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -62,6 +63,7 @@ fn assemble_grants(
                 reason: row.reason,
                 created_at: instant(row.created_at)?,
                 created_by: row.created_by,
+                gift_subscription: row.gift_subscription_id,
             })
         })
         .collect()
@@ -69,10 +71,48 @@ fn assemble_grants(
 
 #[sql_bounds]
 impl<DB: Dialect> SqlStore<DB> {
+    /// Stores a grant on `conn`, inside the caller's transaction.
+    pub(super) async fn insert_grant_on(
+        conn: &mut DB::Connection,
+        grant: &NewGrant,
+    ) -> Result<Grant, StoreError> {
+        sqlx::query(
+            "INSERT INTO grants (id, reader_id, expires_at, reason, created_at, created_by, \
+             gift_subscription_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(grant.id.as_str().to_owned())
+        .bind(grant.reader_id.as_str().to_owned())
+        .bind(grant.expires_at.timestamp_millis())
+        .bind(grant.reason.clone())
+        .bind(grant.created_at.timestamp_millis())
+        .bind(grant.created_by.clone())
+        .bind(grant.gift_subscription.clone())
+        .execute(&mut *conn)
+        .await?;
+        for entitlement in &grant.entitlements {
+            sqlx::query("INSERT INTO grant_entitlements (grant_id, entitlement) VALUES ($1, $2)")
+                .bind(grant.id.as_str().to_owned())
+                .bind(entitlement.as_str().to_owned())
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(Grant {
+            id: grant.id.clone(),
+            reader_id: grant.reader_id.clone(),
+            entitlements: grant.entitlements.clone(),
+            expires_at: instant(grant.expires_at.timestamp_millis())?,
+            reason: grant.reason.clone(),
+            created_at: instant(grant.created_at.timestamp_millis())?,
+            created_by: grant.created_by.clone(),
+            gift_subscription: grant.gift_subscription.clone(),
+        })
+    }
+
     /// A reader's grants that were not revoked, by id.
     pub(super) async fn reader_grants(&self, reader: &str) -> Result<Vec<Grant>, StoreError> {
         let grants = sqlx::query_as::<DB, GrantRow>(
-            "SELECT id, reader_id, expires_at, reason, created_at, created_by FROM grants \
+            "SELECT id, reader_id, expires_at, reason, created_at, created_by, gift_subscription_id \
+             FROM grants \
              WHERE reader_id = $1 AND revoked_at IS NULL ORDER BY id",
         )
         .bind(reader.to_owned())
@@ -99,35 +139,9 @@ impl<DB: Dialect> SqlStore<DB> {
 impl<DB: Dialect> GrantStore for SqlStore<DB> {
     async fn insert_grant(&self, grant: &NewGrant) -> Result<Grant, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        sqlx::query(
-            "INSERT INTO grants (id, reader_id, expires_at, reason, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(grant.id.as_str().to_owned())
-        .bind(grant.reader_id.as_str().to_owned())
-        .bind(grant.expires_at.timestamp_millis())
-        .bind(grant.reason.clone())
-        .bind(grant.created_at.timestamp_millis())
-        .bind(grant.created_by.clone())
-        .execute(&mut *tx)
-        .await?;
-        for entitlement in &grant.entitlements {
-            sqlx::query("INSERT INTO grant_entitlements (grant_id, entitlement) VALUES ($1, $2)")
-                .bind(grant.id.as_str().to_owned())
-                .bind(entitlement.as_str().to_owned())
-                .execute(&mut *tx)
-                .await?;
-        }
+        let stored = Self::insert_grant_on(&mut *tx, grant).await?;
         tx.commit().await?;
-        Ok(Grant {
-            id: grant.id.clone(),
-            reader_id: grant.reader_id.clone(),
-            entitlements: grant.entitlements.clone(),
-            expires_at: instant(grant.expires_at.timestamp_millis())?,
-            reason: grant.reason.clone(),
-            created_at: instant(grant.created_at.timestamp_millis())?,
-            created_by: grant.created_by.clone(),
-        })
+        Ok(stored)
     }
 
     async fn revoke_grant(

@@ -1,6 +1,7 @@
 //! Persistence, split by aggregate: one focused trait per aggregate (API keys, plans, the webhook
-//! inbox, the Stripe mirror, readers, grants, licences, gift links, the meter, signing keys,
-//! report inputs), each operation whole and owning its transaction, and [`Store`] composing
+//! inbox, the Stripe mirror, readers, grants, licences, gift links, gift subscriptions, teams,
+//! the meter,
+//! signing keys, report inputs), each operation whole and owning its transaction, and [`Store`] composing
 //! them. One SQL implementation serves SQLite and PostgreSQL, chosen at runtime from the database
 //! URL's scheme; what differs between the two lives in `sqlite.rs` and `postgres.rs` behind
 //! `Dialect`.
@@ -13,6 +14,7 @@ mod columns;
 mod connections;
 mod dialect;
 mod error;
+mod gift_subscriptions;
 mod gifts;
 mod grants;
 mod licences;
@@ -24,6 +26,7 @@ mod readers;
 mod report_inputs;
 mod signing_keys;
 mod sqlite;
+mod teams;
 mod webhook_events;
 
 use std::sync::Arc;
@@ -36,6 +39,7 @@ pub use api_keys::{ApiKeyStore, RevokeOutcome};
 pub use dialect::Backend;
 use dialect::SqlStore;
 pub use error::{OpenError, StoreError};
+pub use gift_subscriptions::{GiftSubscriptionStore, Redeemed};
 pub use gifts::{GiftStore, GiftWrite, Redemption};
 pub use grants::GrantStore;
 pub use licences::{LicenceMember, LicenceStore, LicenceWrite, SeatClaim};
@@ -46,6 +50,7 @@ pub use plans::{PlanStore, PlanWrite};
 pub use readers::{CustomerLink, ReaderRecord, ReaderStore};
 pub use report_inputs::ReportStore;
 pub use signing_keys::{SigningKeyStore, StoredSigningKey};
+pub use teams::{Seating, TeamMember, TeamStore};
 pub use webhook_events::{EventFailure, EventFilter, EventStore, StoredEvent};
 
 use crate::config::Settings;
@@ -60,7 +65,9 @@ pub trait Store:
     + ReaderStore
     + GrantStore
     + GiftStore
+    + GiftSubscriptionStore
     + LicenceStore
+    + TeamStore
     + MeterStore
     + SigningKeyStore
     + ReportStore

@@ -10,7 +10,8 @@ use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
 use crate::domain::{
-    Entitlement, Interval, Plan, PlanId, PlanSpec, Price, Recurring, StripePriceId, Version,
+    Entitlement, GiftOffer, Interval, Plan, PlanId, PlanSpec, Price, Recurring, StripePriceId,
+    Version,
 };
 
 /// What storing a plan did.
@@ -65,6 +66,9 @@ struct PlanRow {
     name: String,
     trial_days: i64,
     allow_promotion_codes: bool,
+    seats: bool,
+    gift_price: Option<String>,
+    gift_months: Option<i64>,
     created_at: i64,
     updated_at: i64,
     archived_at: Option<i64>,
@@ -147,6 +151,14 @@ fn assemble_plans(
                     entitlements: plan_entitlements,
                     trial_days: u32::try_from(row.trial_days).map_err(StoreError::other)?,
                     allow_promotion_codes: row.allow_promotion_codes,
+                    seats: row.seats,
+                    gift: match (row.gift_price, row.gift_months) {
+                        (Some(price), Some(months)) => Some(GiftOffer {
+                            price: StripePriceId::from_stored(price),
+                            months: u32::try_from(months).map_err(StoreError::other)?,
+                        }),
+                        _ => None,
+                    },
                 },
                 created_at: instant(row.created_at)?,
                 updated_at: instant(row.updated_at)?,
@@ -161,8 +173,8 @@ impl<DB: Dialect> SqlStore<DB> {
     /// Every plan, or only the one `only` names (an empty string means every plan).
     async fn fetch_plans(&self, only: &str) -> Result<Vec<Plan>, StoreError> {
         let plans = sqlx::query_as::<DB, PlanRow>(
-            "SELECT id, name, trial_days, allow_promotion_codes, created_at, updated_at, archived_at \
-             FROM plans WHERE $1 = '' OR id = $1 ORDER BY id",
+            "SELECT id, name, trial_days, allow_promotion_codes, seats, gift_price, gift_months, \
+             created_at, updated_at, archived_at FROM plans WHERE $1 = '' OR id = $1 ORDER BY id",
         )
         .bind(only.to_owned())
         .fetch_all(&self.pool)
@@ -196,7 +208,8 @@ impl<DB: Dialect> SqlStore<DB> {
             .await?)
     }
 
-    /// The plan, other than `except`, that owns one of `prices`, if any.
+    /// The plan, other than `except`, that owns one of `prices` (to subscribe or to give), if
+    /// any.
     async fn price_owner(
         conn: &mut DB::Connection,
         prices: &[StripePriceId],
@@ -204,7 +217,9 @@ impl<DB: Dialect> SqlStore<DB> {
     ) -> Result<Option<(StripePriceId, PlanId)>, StoreError> {
         for price in prices {
             let owner: Option<PlanValueRow> = sqlx::query_as::<DB, PlanValueRow>(
-                "SELECT plan_id, price_id AS value FROM plan_prices WHERE price_id = $1 AND plan_id <> $2",
+                "SELECT plan_id, price_id AS value FROM plan_prices WHERE price_id = $1 AND plan_id <> $2 \
+                 UNION ALL SELECT id AS plan_id, gift_price AS value FROM plans \
+                 WHERE gift_price = $1 AND id <> $2",
             )
             .bind(price.as_str().to_owned())
             .bind(except.as_str().to_owned())
@@ -228,7 +243,13 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
         at: DateTime<Utc>,
     ) -> Result<PlanWrite, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
-        if let Some((price, plan)) = Self::price_owner(&mut *tx, &spec.stripe_prices, id).await? {
+        let every_price: Vec<StripePriceId> = spec
+            .stripe_prices
+            .iter()
+            .chain(spec.gift.as_ref().map(|gift| &gift.price))
+            .cloned()
+            .collect();
+        if let Some((price, plan)) = Self::price_owner(&mut *tx, &every_price, id).await? {
             return Ok(PlanWrite::PriceTaken { price, plan });
         }
         let existed = sqlx::query_as::<DB, (i64,)>("SELECT created_at FROM plans WHERE id = $1")
@@ -237,16 +258,21 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
             .await?
             .is_some();
         sqlx::query(
-            "INSERT INTO plans (id, name, trial_days, allow_promotion_codes, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) \
+            "INSERT INTO plans (id, name, trial_days, allow_promotion_codes, seats, gift_price, \
+             gift_months, created_at, updated_at) VALUES ($1, $2, $3, $4, $6, $7, $8, $5, $5) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, trial_days = excluded.trial_days, \
-             allow_promotion_codes = excluded.allow_promotion_codes, updated_at = excluded.updated_at",
+             allow_promotion_codes = excluded.allow_promotion_codes, seats = excluded.seats, \
+             gift_price = excluded.gift_price, gift_months = excluded.gift_months, \
+             updated_at = excluded.updated_at",
         )
         .bind(id.as_str().to_owned())
         .bind(spec.name.clone())
         .bind(i64::from(spec.trial_days))
         .bind(spec.allow_promotion_codes)
         .bind(at.timestamp_millis())
+        .bind(spec.seats)
+        .bind(spec.gift.as_ref().map(|gift| gift.price.as_str().to_owned()))
+        .bind(spec.gift.as_ref().map(|gift| i64::from(gift.months)))
         .execute(&mut *tx)
         .await?;
         for sql in [

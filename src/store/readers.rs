@@ -1,5 +1,5 @@
-//! A reader as the mirror knows them: their Stripe customers, subscriptions, grants and licence
-//! seats, read in a handful of queries.
+//! A reader as the mirror knows them: their Stripe customers, subscriptions, grants, licence
+//! seats and team seats, read in a handful of queries.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,8 +10,8 @@ use super::columns::{instant, stripe_time};
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
 use crate::domain::{
-    Grant, Licence, ReaderId, StripePriceId, Subscription, SubscriptionItem, SubscriptionStatus,
-    Version,
+    Grant, Licence, ReaderId, SeatRole, StripePriceId, Subscription, SubscriptionItem,
+    SubscriptionStatus, TeamSeat, Teams, Version,
 };
 
 /// A Stripe customer linked to a reader.
@@ -34,6 +34,9 @@ pub struct ReaderRecord {
     pub grants: Vec<Grant>,
     /// The licences in which they hold a seat, in force or not, by id.
     pub licences: Vec<Licence>,
+    /// Their seats in teams billed to others, and their own subscriptions whose team moved to
+    /// another owner.
+    pub teams: Teams,
 }
 
 impl ReaderRecord {
@@ -54,12 +57,17 @@ pub trait ReaderStore: Send + Sync {
     async fn reader(&self, id: &ReaderId) -> Result<ReaderRecord, StoreError>;
 }
 
-/// A customer (`kind` `customer`) or a licence seat (`licence`) of a reader.
+/// A customer (`kind` `customer`), a licence seat (`licence`), a team seat (`seat`, the id being
+/// the team's subscription) or a team owned (`team`) of a reader.
 #[derive(FromRow)]
 struct LinkRow {
     kind: String,
     id: String,
     deleted_at: Option<i64>,
+    /// A team's owner.
+    owner: Option<String>,
+    /// How many members joined a team before this one.
+    rank: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -78,6 +86,8 @@ struct SubscriptionRow {
     past_due_since: Option<i64>,
     version_created: i64,
     version_source: String,
+    /// The owner of the subscription's team, when it has one.
+    team_owner: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -130,33 +140,104 @@ fn assemble_subscriptions(
         .collect()
 }
 
+/// Whose subscriptions to read.
+#[derive(Clone, Copy)]
+enum Whose {
+    /// A reader's, through their customers.
+    Reader,
+    /// The one with this id (a team's).
+    Id,
+}
+
 #[sql_bounds]
 impl<DB: Dialect> SqlStore<DB> {
-    /// A reader's subscriptions and their items, through the reader's customers.
-    async fn reader_subscriptions(
+    /// Subscriptions and their items: a reader's (through the reader's customers), or one by id.
+    async fn subscription_rows(
         &self,
-        reader: &str,
+        whose: Whose,
+        key: &str,
     ) -> Result<(Vec<SubscriptionRow>, Vec<ItemRow>), StoreError> {
-        let subscriptions = sqlx::query_as::<DB, SubscriptionRow>(
-            "SELECT s.id, s.customer_id, s.status, s.currency, s.current_period_start, \
-                 s.current_period_end, s.cancel_at_period_end, s.cancel_at, s.canceled_at, s.ended_at, \
-                 s.trial_end, s.past_due_since, s.version_created, s.version_source \
+        let (subscriptions, items) = match whose {
+            Whose::Reader => (
+                "SELECT s.id, s.customer_id, s.status, s.currency, s.current_period_start, \
+                 s.current_period_end, s.cancel_at_period_end, s.cancel_at, s.canceled_at, \
+                 s.ended_at, s.trial_end, s.past_due_since, s.version_created, s.version_source, \
+                 t.owner_id AS team_owner \
                  FROM subscriptions s JOIN customers c ON c.id = s.customer_id \
+                 LEFT JOIN teams t ON t.subscription_id = s.id \
                  WHERE c.reader_id = $1 ORDER BY s.id",
-        )
-        .bind(reader.to_owned())
-        .fetch_all(&self.pool)
-        .await?;
-        let items = sqlx::query_as::<DB, ItemRow>(
-            "SELECT i.subscription_id, i.item_id, i.price_id, i.quantity \
+                "SELECT i.subscription_id, i.item_id, i.price_id, i.quantity \
                  FROM subscription_items i JOIN subscriptions s ON s.id = i.subscription_id \
                  JOIN customers c ON c.id = s.customer_id \
                  WHERE c.reader_id = $1 ORDER BY i.subscription_id, i.position",
-        )
-        .bind(reader.to_owned())
-        .fetch_all(&self.pool)
-        .await?;
+            ),
+            Whose::Id => (
+                "SELECT s.id, s.customer_id, s.status, s.currency, s.current_period_start, \
+                 s.current_period_end, s.cancel_at_period_end, s.cancel_at, s.canceled_at, \
+                 s.ended_at, s.trial_end, s.past_due_since, s.version_created, s.version_source, \
+                 NULL AS team_owner FROM subscriptions s WHERE s.id = $1",
+                "SELECT subscription_id, item_id, price_id, quantity FROM subscription_items \
+                 WHERE subscription_id = $1 ORDER BY position",
+            ),
+        };
+        let subscriptions = sqlx::query_as::<DB, SubscriptionRow>(subscriptions)
+            .bind(key.to_owned())
+            .fetch_all(&self.pool)
+            .await?;
+        let items = sqlx::query_as::<DB, ItemRow>(items)
+            .bind(key.to_owned())
+            .fetch_all(&self.pool)
+            .await?;
         Ok((subscriptions, items))
+    }
+
+    /// The subscription `id`, if the mirror has it.
+    pub(in crate::store) async fn subscription_with_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let (rows, items) = self.subscription_rows(Whose::Id, id).await?;
+        Ok(assemble_subscriptions(rows, items)?.pop())
+    }
+
+    /// The reader's seats in teams billed to others, from their `seat` and `team` links;
+    /// `own` are the reader's own subscriptions, whose teams they hold as subscriber.
+    async fn team_seats(
+        &self,
+        links: Vec<LinkRow>,
+        own: &[Subscription],
+    ) -> Result<Vec<TeamSeat>, StoreError> {
+        let mut seats = Vec::new();
+        for link in links {
+            let mine = own.iter().find(|sub| sub.id == link.id);
+            // A team of their own subscription they hold as its subscriber already; a seat in it
+            // (after they moved its ownership away) they hold as any member does.
+            if mine.is_some() && link.kind == "team" {
+                continue;
+            }
+            let subscription = match mine {
+                Some(subscription) => subscription.clone(),
+                None => match self.subscription_with_id(&link.id).await? {
+                    Some(subscription) => subscription,
+                    None => continue,
+                },
+            };
+            let (role, rank) = if link.kind == "team" {
+                (SeatRole::Owner, 0)
+            } else {
+                (
+                    SeatRole::Member,
+                    u32::try_from(link.rank.unwrap_or(0)).map_err(StoreError::other)?,
+                )
+            };
+            seats.push(TeamSeat {
+                subscription,
+                owner_id: ReaderId::from_stored(link.owner.unwrap_or_default()),
+                role,
+                rank,
+            });
+        }
+        Ok(seats)
     }
 }
 
@@ -165,20 +246,34 @@ impl<DB: Dialect> SqlStore<DB> {
 impl<DB: Dialect> ReaderStore for SqlStore<DB> {
     async fn reader(&self, id: &ReaderId) -> Result<ReaderRecord, StoreError> {
         let reader = id.as_str().to_owned();
-        // The reader's customers and licence seats in one round trip: most readers have
-        // neither, and this read is on the paywall's path whenever the cache misses.
+        // The reader's customers, licence seats and teams in one round trip: most readers
+        // have none, and this read is on the paywall's path whenever the cache misses. (The
+        // casts give PostgreSQL the columns' types, which it takes from the first branch.)
         let links = sqlx::query_as::<DB, LinkRow>(
-            "SELECT 'customer' AS kind, id, deleted_at, updated_at AS ord FROM customers \
+            "SELECT 'customer' AS kind, id, deleted_at, updated_at AS ord, \
+             CAST(NULL AS TEXT) AS owner, CAST(NULL AS BIGINT) AS rank FROM customers \
              WHERE reader_id = $1 \
              UNION ALL SELECT 'licence' AS kind, licence_id AS id, NULL AS deleted_at, \
-             joined_at AS ord FROM licence_members WHERE reader_id = $1 AND removed_at IS NULL \
+             joined_at AS ord, NULL AS owner, NULL AS rank FROM licence_members \
+             WHERE reader_id = $1 AND removed_at IS NULL \
+             UNION ALL SELECT 'seat' AS kind, m.subscription_id AS id, NULL AS deleted_at, \
+             m.added_at AS ord, t.owner_id AS owner, \
+             (SELECT COUNT(*) FROM team_members o WHERE o.subscription_id = m.subscription_id \
+             AND (o.added_at < m.added_at OR (o.added_at = m.added_at \
+             AND o.reader_id < m.reader_id))) AS rank \
+             FROM team_members m JOIN teams t ON t.subscription_id = m.subscription_id \
+             WHERE m.reader_id = $1 \
+             UNION ALL SELECT 'team' AS kind, subscription_id AS id, NULL AS deleted_at, \
+             created_at AS ord, owner_id AS owner, 0 AS rank FROM teams WHERE owner_id = $1 \
              ORDER BY kind, ord, id",
         )
         .bind(reader.clone())
         .fetch_all(&self.pool)
         .await?;
-        let (customer_rows, seat_rows): (Vec<LinkRow>, Vec<LinkRow>) =
+        let (customer_rows, others): (Vec<LinkRow>, Vec<LinkRow>) =
             links.into_iter().partition(|row| row.kind == "customer");
+        let (seat_rows, team_rows): (Vec<LinkRow>, Vec<LinkRow>) =
+            others.into_iter().partition(|row| row.kind == "licence");
         let customers = customer_rows
             .into_iter()
             .map(|row| {
@@ -192,7 +287,22 @@ impl<DB: Dialect> ReaderStore for SqlStore<DB> {
         let (subscriptions, items) = if customers.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            self.reader_subscriptions(&reader).await?
+            self.subscription_rows(Whose::Reader, &reader).await?
+        };
+        let ceded = subscriptions
+            .iter()
+            .filter(|row| {
+                row.team_owner
+                    .as_ref()
+                    .is_some_and(|owner| owner != &reader)
+            })
+            .map(|row| row.id.clone())
+            .collect();
+        let subscriptions = assemble_subscriptions(subscriptions, items)?;
+        let seats = if team_rows.is_empty() {
+            Vec::new()
+        } else {
+            self.team_seats(team_rows, &subscriptions).await?
         };
         let grants = self.reader_grants(&reader).await?;
         let licences = self
@@ -200,9 +310,10 @@ impl<DB: Dialect> ReaderStore for SqlStore<DB> {
             .await?;
         Ok(ReaderRecord {
             customers,
-            subscriptions: assemble_subscriptions(subscriptions, items)?,
+            subscriptions,
             grants,
             licences,
+            teams: Teams { seats, ceded },
         })
     }
 }

@@ -625,6 +625,12 @@ pub struct PlanBody {
     trial_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allow_promotion_codes: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seats: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gift_price: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gift_months: Option<u32>,
 }
 
 impl PlanBody {
@@ -636,7 +642,23 @@ impl PlanBody {
             entitlements: owned(entitlements),
             trial_days: None,
             allow_promotion_codes: None,
+            seats: None,
+            gift_price: None,
+            gift_months: None,
         }
+    }
+
+    /// Sold by the seat.
+    pub fn seats(mut self) -> Self {
+        self.seats = Some(true);
+        self
+    }
+
+    /// Given for `months` at the one-off `price`.
+    pub fn gift(mut self, price: &str, months: u32) -> Self {
+        self.gift_price = Some(price.to_owned());
+        self.gift_months = Some(months);
+        self
     }
 
     pub fn trial_days(mut self, days: u32) -> Self {

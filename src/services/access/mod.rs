@@ -220,6 +220,7 @@ impl AccessService {
             plans,
             &record.grants,
             &record.licences,
+            &record.teams,
             now,
             self.grace(),
         )

@@ -235,6 +235,10 @@ impl<DB: Dialect> SqlStore<DB> {
                 Self::put_price(conn, price, at, report).await?;
                 Ok(Step::Done)
             }
+            Change::GiftPurchased(purchase) => {
+                Self::put_gift_purchase(conn, purchase, report).await?;
+                Ok(Step::Done)
+            }
             Change::CustomerDeleted { customer_id } => {
                 sqlx::query(
                     "INSERT INTO customers (id, deleted_at, updated_at) VALUES ($1, $2, $2) \

@@ -51,7 +51,7 @@ use stripe::{ClientBuilder, RequestStrategy};
 
 pub use error::StripeError;
 pub use page::Page;
-pub use sessions::{CheckoutSession, CheckoutSessionRequest, PortalSession};
+pub use sessions::{CheckoutPurpose, CheckoutSession, CheckoutSessionRequest, PortalSession};
 
 use queries::{CreatedSinceQuery, InvoicePaymentsQuery, PricesQuery, SubscriptionsQuery};
 use sessions::{CheckoutSessionForm, PortalSessionForm, RawCheckoutSession, RawPortalSession};
@@ -182,7 +182,8 @@ impl StripeClient {
         .await
     }
 
-    /// `POST /v1/checkout/sessions`: a Checkout Session in subscription mode. With an
+    /// `POST /v1/checkout/sessions`: a Checkout Session in subscription mode, or in payment
+    /// mode for a gift. With an
     /// `idempotency_key`, Stripe answers a retried call with the session it created first.
     pub async fn create_checkout_session(
         &self,

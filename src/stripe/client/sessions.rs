@@ -25,6 +25,25 @@ pub struct CheckoutSessionRequest<'a> {
     pub trial_days: Option<u32>,
     /// Whether the reader may enter a promotion code.
     pub allow_promotion_codes: bool,
+    /// How many: the seats of a plan sold by the seat, 1 otherwise.
+    pub quantity: u32,
+    /// A subscription for the reader, or a one-off payment for a gift of a plan.
+    pub purpose: CheckoutPurpose<'a>,
+}
+
+/// What a Checkout Session sells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutPurpose<'a> {
+    /// A subscription to the price.
+    Subscription,
+    /// A gift of the plan `plan_id`, paid once (`payment` mode, with an invoice, so the payment
+    /// reaches the revenue report as the subscription's invoices do).
+    Gift {
+        /// The plan given.
+        plan_id: &'a str,
+        /// Months of it bought.
+        months: u32,
+    },
 }
 
 /// A Checkout Session Stripe created.
@@ -45,7 +64,8 @@ pub struct PortalSession {
     pub url: String,
 }
 
-/// The form of `POST /v1/checkout/sessions`: a Checkout Session in subscription mode.
+/// The form of `POST /v1/checkout/sessions`: a Checkout Session in subscription mode, or in
+/// payment mode for a gift.
 #[derive(Serialize)]
 pub(super) struct CheckoutSessionForm<'a> {
     mode: &'static str,
@@ -54,7 +74,10 @@ pub(super) struct CheckoutSessionForm<'a> {
     cancel_url: &'a str,
     client_reference_id: &'a str,
     metadata: ReaderMetadata<'a>,
-    subscription_data: SubscriptionData<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_data: Option<SubscriptionData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoice_creation: Option<InvoiceCreation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,24 +88,38 @@ pub(super) struct CheckoutSessionForm<'a> {
 
 impl<'a> CheckoutSessionForm<'a> {
     pub(super) fn new(request: &CheckoutSessionRequest<'a>) -> Self {
+        let gift_plan = match request.purpose {
+            CheckoutPurpose::Subscription => None,
+            CheckoutPurpose::Gift { plan_id, months } => Some((plan_id, months)),
+        };
+        let reader = ReaderMetadata {
+            reader_id: request.reader_id,
+            gift_plan_id: None,
+            gift_months: None,
+        };
         Self {
-            mode: "subscription",
+            mode: if gift_plan.is_some() {
+                "payment"
+            } else {
+                "subscription"
+            },
             line_items: [LineItem {
                 price: request.price,
-                quantity: 1,
+                quantity: request.quantity,
             }],
             success_url: request.success_url,
             cancel_url: request.cancel_url,
             client_reference_id: request.reader_id,
             metadata: ReaderMetadata {
                 reader_id: request.reader_id,
+                gift_plan_id: gift_plan.map(|(plan, _)| plan),
+                gift_months: gift_plan.map(|(_, months)| months),
             },
-            subscription_data: SubscriptionData {
-                metadata: ReaderMetadata {
-                    reader_id: request.reader_id,
-                },
+            subscription_data: gift_plan.is_none().then(|| SubscriptionData {
+                metadata: reader,
                 trial_period_days: request.trial_days.filter(|days| *days > 0),
-            },
+            }),
+            invoice_creation: gift_plan.map(|_| InvoiceCreation { enabled: true }),
             customer: request.customer,
             customer_email: request
                 .customer
@@ -100,10 +137,20 @@ struct LineItem<'a> {
     quantity: u32,
 }
 
-/// The reader, so the webhooks that follow can be linked to them.
+/// The reader, so the webhooks that follow can be linked to them, and for a gift the plan given.
 #[derive(Serialize)]
 struct ReaderMetadata<'a> {
     reader_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gift_plan_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gift_months: Option<u32>,
+}
+
+/// A payment-mode session's invoice, which Stripe makes only when asked.
+#[derive(Serialize)]
+struct InvoiceCreation {
+    enabled: bool,
 }
 
 #[derive(Serialize)]

@@ -3,8 +3,10 @@
 
 use serde_json::Value;
 
-use super::fields::{id, text};
-use crate::domain::{Change, ReaderId};
+use chrono::DateTime;
+
+use super::fields::{id, int, text};
+use crate::domain::{Change, GiftPurchase, PlanId, ReaderId};
 
 /// A completed subscription checkout links its customer to the reader named by
 /// `client_reference_id` or `metadata.reader_id`.
@@ -16,6 +18,39 @@ pub(super) fn checkout_link(session: &Value) -> Option<Change> {
     Some(Change::LinkCustomer {
         customer_id,
         reader_id,
+    })
+}
+
+/// What a completed checkout changes: the link of its customer to its reader and, for a gift
+/// bought in payment mode, the purchase (`created` is the event's time).
+pub(super) fn checkout_changes(session: &Value, created: i64) -> Vec<Change> {
+    let mut changes: Vec<Change> = checkout_link(session).into_iter().collect();
+    if let Some(purchase) = gift_purchase(session, created) {
+        changes.push(Change::GiftPurchased(purchase));
+    }
+    changes
+}
+
+/// A paid gift: a payment-mode session whose metadata names the plan given and the buyer.
+fn gift_purchase(session: &Value, created: i64) -> Option<GiftPurchase> {
+    if text(session, "/mode").as_deref() != Some("payment")
+        || text(session, "/payment_status").as_deref() != Some("paid")
+    {
+        return None;
+    }
+    let plan_id = text(session, "/metadata/gift_plan_id").and_then(|p| PlanId::parse(&p))?;
+    let buyer = text(session, "/client_reference_id")
+        .and_then(|r| ReaderId::parse(&r))
+        .or_else(|| reader_in_metadata(session))?;
+    Some(GiftPurchase {
+        checkout_session: text(session, "/id")?,
+        buyer,
+        plan_id,
+        months: text(session, "/metadata/gift_months").and_then(|m| m.parse().ok()),
+        amount_total: int(session, "/amount_total"),
+        currency: text(session, "/currency"),
+        purchased_at: DateTime::from_timestamp(created, 0)?,
+        issued: None,
     })
 }
 

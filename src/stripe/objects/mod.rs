@@ -22,7 +22,7 @@ pub use subscriptions::subscription;
 use serde_json::Value;
 
 use crate::domain::{Change, Price, Version};
-use customers::checkout_link;
+use customers::checkout_changes;
 use fields::{int, text};
 use subscriptions::item_prices;
 
@@ -58,7 +58,7 @@ pub fn is_applied(kind: &str) -> bool {
 }
 
 /// The changes an event of type `kind` makes, read from its whole body. An empty list means the
-/// event changes nothing (a checkout in payment mode, say).
+/// event changes nothing (a checkout in payment mode that is no gift, say).
 pub fn changes(kind: &str, event: &Value) -> Result<Vec<Change>, ObjectError> {
     let object = event
         .pointer("/data/object")
@@ -69,7 +69,7 @@ pub fn changes(kind: &str, event: &Value) -> Result<Vec<Change>, ObjectError> {
         source: text(event, "/id").ok_or(ObjectError::Missing("id"))?,
     };
     Ok(match kind {
-        "checkout.session.completed" => checkout_link(object).into_iter().collect(),
+        "checkout.session.completed" => checkout_changes(object, version.created),
         k if k.starts_with("customer.subscription.") => {
             let (subscription, reader_id) = subscription(object, version.clone())?;
             let mut changes = vec![Change::Subscription {
