@@ -417,3 +417,60 @@ async fn plans_keep_their_seats_and_gift_offer_and_refuse_half_an_offer() {
     assert_eq!(app.put_plan_body("other", &taken).await.status(), 409);
     stripe.stop().await;
 }
+
+#[tokio::test]
+async fn a_gifts_payment_is_the_plans_revenue_and_never_mrr() {
+    let stripe = stripe().await;
+    let app = stripe.app_with(SECRET_KEY, Some(configure)).await;
+    app.giftable_plan_and_subscriber("ana").await;
+    let now = app.clock.now().timestamp();
+    app.deliver_ok(&gift_completed("evt_gift", now, "ana", "digital"))
+        .await;
+    // The invoice Checkout made for the payment: no subscription, one line of the gift price.
+    let mut invoice = stripe_events::invoice(
+        "evt_gift_invoice",
+        now,
+        &stripe_events::Invoice {
+            id: "in_1TPeerGiftInvoice01",
+            customer: "cus_buyer",
+            subscription: "",
+            reader_id: "ana",
+            price_id: "price_gift",
+            currency: "eur",
+            subtotal: 9900,
+            discount: 0,
+            tax: 0,
+            paid: true,
+        },
+    );
+    let object = &mut invoice["data"]["object"];
+    object["parent"] = Value::Null;
+    object["subscription"] = Value::Null;
+    object["lines"]["data"][0]["parent"] = Value::Null;
+    app.deliver_ok(&serde_json::to_vec(&invoice).unwrap()).await;
+
+    let month = app.clock.now().format("%Y-%m").to_string();
+    let revenue = app
+        .get_json(
+            &format!(
+                "/v1/reports/revenue?from={month}-01&to={month}-28&interval=month&group_by=plan"
+            ),
+            Some(&app.admin_key),
+        )
+        .await;
+    let rows = revenue["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{revenue}");
+    assert_eq!(rows[0]["plan_id"], "digital");
+    assert_eq!(rows[0]["gross"], 9900);
+    assert_eq!(rows[0]["invoices"], 1);
+
+    // MRR counts the buyer's own subscription only.
+    let mrr = app
+        .get_json(
+            &format!("/v1/reports/mrr?from={month}&to={month}"),
+            Some(&app.admin_key),
+        )
+        .await;
+    assert_eq!(mrr["rows"][0]["mrr"], 999, "{mrr}");
+    stripe.stop().await;
+}
