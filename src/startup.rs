@@ -21,6 +21,7 @@ use crate::http::state::{AppState, InFlight};
 use crate::routes;
 use crate::services::access::{AccessService, EntitlementCache};
 use crate::services::gift_subscriptions::CodeIssuer;
+use crate::services::idempotency;
 use crate::services::keys::KeyCache;
 use crate::services::limits::RateLimits;
 use crate::services::mirror::{Mirror, RetryPolicy};
@@ -33,6 +34,7 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     in_flight: InFlight,
     shutdown_timeout: Duration,
     mirror: Mirror,
@@ -107,6 +109,7 @@ impl Application {
             Arc::clone(&limits),
         );
         let in_flight = InFlight::default();
+        let purge_clock = Arc::clone(&clock);
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
             clock,
@@ -133,6 +136,7 @@ impl Application {
             address,
             server: server.run(),
             store,
+            clock: purge_clock,
             in_flight,
             shutdown_timeout: settings.shutdown_timeout,
             mirror,
@@ -161,6 +165,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let retries = self.mirror.spawn_retry_task();
         let key_refresh = self.tokens.spawn_refresh_task();
+        let purge = idempotency::spawn_purge_task(Arc::clone(&self.store), Arc::clone(&self.clock));
         let handle = self.server.handle();
         let (in_flight, within) = (self.in_flight.clone(), self.shutdown_timeout);
         let signals = tokio::spawn(async move {
@@ -183,6 +188,7 @@ impl Application {
         signals.abort();
         retries.abort();
         key_refresh.abort();
+        purge.abort();
         self.store.close().await;
         tracing::info!("stopped");
         result

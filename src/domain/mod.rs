@@ -153,6 +153,7 @@ pub mod entitlements;
 pub mod gift;
 pub mod gift_subscription;
 pub mod grace;
+pub mod idempotency;
 pub mod licence;
 pub mod meter;
 pub mod plan;
@@ -174,6 +175,7 @@ pub use gift_subscription::{
     IssuedCode, SubscriptionCode,
 };
 pub use grace::PastDueGrace;
+pub use idempotency::{IdempotencyKey, KeptResponse};
 pub use licence::{
     EmailDomain, InvalidLicence, IpRange, Licence, LicenceConflict, LicenceId, LicenceSpec,
 };

@@ -11,6 +11,7 @@ use crate::services::access::AccessService;
 use crate::services::checkout::{Checkout, stripe_client};
 use crate::services::gift_subscriptions::{CodeIssuer, GiftSubscriptions};
 use crate::services::gifts::Gifts;
+use crate::services::idempotency::Idempotency;
 use crate::services::keys::{KeyCache, Keys};
 use crate::services::licences::Licences;
 use crate::services::limits::RateLimits;
@@ -104,6 +105,14 @@ impl AppState {
             clock: self.clock.as_ref(),
             codes: &self.gift_codes,
             cache: self.access.cache(),
+        }
+    }
+
+    /// The idempotency operations.
+    pub fn idempotency(&self) -> Idempotency<'_> {
+        Idempotency {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
         }
     }
 

@@ -6,15 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
-use crate::domain::{PlanId, ReaderId, StripePriceId};
+use crate::domain::{IdempotencyKey, PlanId, ReaderId, StripePriceId};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::json::{self, ApiJson};
 use crate::http::state::AppState;
 use crate::services::checkout::CheckoutRequest;
-
-/// Longest `Idempotency-Key` passed on to Stripe, which allows 255 characters.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// `POST /v1/checkout/sessions` body.
 #[derive(Debug, Deserialize)]
@@ -65,7 +62,7 @@ pub async fn create_checkout(
     body: ApiJson<PostCheckout>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
-    let idempotency_key = idempotency_key(&req)?;
+    let idempotency_key = stripe_idempotency_key(&req, &caller)?;
     let request = CheckoutRequest {
         reader_id: &body.reader_id,
         plan_id: &body.plan_id,
@@ -78,7 +75,7 @@ pub async fn create_checkout(
     };
     let session = state
         .checkout()
-        .start(&caller.0.id, &request, idempotency_key)
+        .start(&caller.0.id, &request, idempotency_key.as_deref())
         .await?;
     Ok(HttpResponse::Created().json(CheckoutView {
         id: session.id,
@@ -91,37 +88,38 @@ pub async fn create_checkout(
 #[tracing::instrument(skip_all)]
 pub async fn create_portal(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     body: ApiJson<PostPortal>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
-    let idempotency_key = idempotency_key(&req)?;
+    let idempotency_key = stripe_idempotency_key(&req, &caller)?;
     let url = state
         .checkout()
-        .portal(&body.reader_id, &body.return_url, idempotency_key)
+        .portal(
+            &body.reader_id,
+            &body.return_url,
+            idempotency_key.as_deref(),
+        )
         .await?;
     Ok(HttpResponse::Created().json(PortalView { url }))
 }
 
-/// The optional `Idempotency-Key` header, passed on to Stripe.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+/// The key Stripe is sent for the request's optional `Idempotency-Key`: derived from the
+/// caller's key id and theirs, so that two callers' keys never name one attempt at Stripe.
+fn stripe_idempotency_key(req: &HttpRequest, caller: &Caller) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
     value
         .to_str()
         .ok()
-        .filter(|key| {
-            (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len())
-                && key.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .map(Some)
+        .and_then(IdempotencyKey::parse)
+        .map(|key| Some(key.for_stripe(caller.0.id.as_str())))
         .ok_or_else(|| {
             ApiError::invalid(
                 "invalid_idempotency_key",
-                format!(
-                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                ),
+                format!("Idempotency-Key must have {}", IdempotencyKey::RULE),
             )
         })
 }

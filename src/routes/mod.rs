@@ -26,6 +26,7 @@ use actix_web::{HttpResponse, web};
 use crate::domain::Role;
 use crate::http::auth::{self, Access};
 use crate::http::error::ApiError;
+use crate::http::idempotency::{self, IdempotentMethods};
 
 /// What the table says about one route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub struct RouteSpec {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// For a POST that creates something: it honours `Idempotency-Key`, and these top-level
+    /// fields of its answer are secrets, never kept for replay.
+    pub idempotent: Option<&'static [&'static str]>,
 }
 
 /// One row of the table: the spec and its handler.
@@ -51,8 +55,16 @@ fn route(method: Method, path: &'static str, access: Access, route: actix_web::R
             method,
             path,
             access,
+            idempotent: None,
         },
     }
+}
+
+/// `row`, a POST that creates something: it honours `Idempotency-Key`, and `secrets` are the
+/// fields of its answer that a replay shows as `null`.
+fn creating(secrets: &'static [&'static str], mut row: ApiRoute) -> ApiRoute {
+    row.spec.idempotent = Some(secrets);
+    row
 }
 
 /// Routes a publisher's site calls with a `service` key (and admins too).
@@ -86,11 +98,14 @@ fn table() -> Vec<ApiRoute> {
             Public,
             web::route().to(health::openapi),
         ),
-        route(
-            Method::POST,
-            "/v1/keys",
-            Access::ADMIN,
-            web::route().to(keys::create),
+        creating(
+            &["key"],
+            route(
+                Method::POST,
+                "/v1/keys",
+                Access::ADMIN,
+                web::route().to(keys::create),
+            ),
         ),
         route(
             Method::GET,
@@ -134,11 +149,14 @@ fn table() -> Vec<ApiRoute> {
             SERVICE,
             web::route().to(readers::get),
         ),
-        route(
-            Method::POST,
-            "/v1/readers/{reader_id}/grants",
-            Access::ADMIN,
-            web::route().to(readers::create_grant),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/readers/{reader_id}/grants",
+                Access::ADMIN,
+                web::route().to(readers::create_grant),
+            ),
         ),
         route(
             Method::DELETE,
@@ -152,11 +170,14 @@ fn table() -> Vec<ApiRoute> {
             SERVICE,
             web::route().to(access::merge),
         ),
-        route(
-            Method::POST,
-            "/v1/readers/{reader_id}/licence-claims",
-            SERVICE,
-            web::route().to(licences::claim),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/readers/{reader_id}/licence-claims",
+                SERVICE,
+                web::route().to(licences::claim),
+            ),
         ),
         route(
             Method::GET,
@@ -164,11 +185,14 @@ fn table() -> Vec<ApiRoute> {
             SERVICE,
             web::route().to(teams::list),
         ),
-        route(
-            Method::POST,
-            "/v1/readers/{reader_id}/seats",
-            SERVICE,
-            web::route().to(teams::add),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/readers/{reader_id}/seats",
+                SERVICE,
+                web::route().to(teams::add),
+            ),
         ),
         // Before `seats/{member_id}`, which would match `transfer` first.
         route(
@@ -189,11 +213,14 @@ fn table() -> Vec<ApiRoute> {
             SERVICE,
             web::route().to(gift_subscriptions::list),
         ),
-        route(
-            Method::POST,
-            "/v1/gifts/subscriptions/redeem",
-            SERVICE,
-            web::route().to(gift_subscriptions::redeem),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/gifts/subscriptions/redeem",
+                SERVICE,
+                web::route().to(gift_subscriptions::redeem),
+            ),
         ),
         route(
             Method::POST,
@@ -201,11 +228,14 @@ fn table() -> Vec<ApiRoute> {
             SERVICE,
             web::route().to(gift_subscriptions::reveal),
         ),
-        route(
-            Method::POST,
-            "/v1/gifts/articles",
-            SERVICE,
-            web::route().to(gifts::create),
+        creating(
+            &["code"],
+            route(
+                Method::POST,
+                "/v1/gifts/articles",
+                SERVICE,
+                web::route().to(gifts::create),
+            ),
         ),
         route(
             Method::DELETE,
@@ -225,11 +255,14 @@ fn table() -> Vec<ApiRoute> {
             FINANCE,
             web::route().to(reports::licences),
         ),
-        route(
-            Method::POST,
-            "/v1/licences",
-            Access::ADMIN,
-            web::route().to(licences::create),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/licences",
+                Access::ADMIN,
+                web::route().to(licences::create),
+            ),
         ),
         route(
             Method::GET,
@@ -285,23 +318,32 @@ fn table() -> Vec<ApiRoute> {
             Public,
             web::route().to(access::jwks),
         ),
-        route(
-            Method::POST,
-            "/v1/admin/signing-keys/rotate",
-            Access::ADMIN,
-            web::route().to(access::rotate_signing_key),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/admin/signing-keys/rotate",
+                Access::ADMIN,
+                web::route().to(access::rotate_signing_key),
+            ),
         ),
-        route(
-            Method::POST,
-            "/v1/checkout/sessions",
-            SERVICE,
-            web::route().to(checkout::create_checkout),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/checkout/sessions",
+                SERVICE,
+                web::route().to(checkout::create_checkout),
+            ),
         ),
-        route(
-            Method::POST,
-            "/v1/portal/sessions",
-            SERVICE,
-            web::route().to(checkout::create_portal),
+        creating(
+            &["url"],
+            route(
+                Method::POST,
+                "/v1/portal/sessions",
+                SERVICE,
+                web::route().to(checkout::create_portal),
+            ),
         ),
         route(
             Method::GET,
@@ -381,12 +423,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             let allow = allow.clone();
             async move { method_not_allowed(allow) }
         }));
+        let idempotent: IdempotentMethods = Rc::new(
+            rows.iter()
+                .filter_map(|r| Some((r.spec.method.clone(), r.spec.idempotent?)))
+                .collect(),
+        );
         for row in rows {
             resource = resource.route(row.route);
         }
-        cfg.service(resource.wrap(from_fn(move |req, next| {
-            auth::authorize(Rc::clone(&policy), req, next)
-        })));
+        let authorize = move |req, next| auth::authorize(Rc::clone(&policy), req, next);
+        if idempotent.is_empty() {
+            cfg.service(resource.wrap(from_fn(authorize)));
+        } else {
+            // The last `wrap` runs first: the key is checked before an attempt is claimed
+            // under it.
+            cfg.service(
+                resource
+                    .wrap(from_fn(move |req, next| {
+                        idempotency::idempotent(Rc::clone(&idempotent), req, next)
+                    }))
+                    .wrap(from_fn(authorize)),
+            );
+        }
     }
 }
 

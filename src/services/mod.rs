@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod error;
 pub mod gift_subscriptions;
 pub mod gifts;
+pub mod idempotency;
 pub mod keys;
 pub mod licences;
 pub mod limits;

@@ -1,6 +1,6 @@
 //! Persistence, split by aggregate: one focused trait per aggregate (API keys, plans, the webhook
 //! inbox, the Stripe mirror, readers, grants, licences, gift links, gift subscriptions, teams,
-//! the meter,
+//! idempotency keys, the meter,
 //! signing keys, report inputs), each operation whole and owning its transaction, and [`Store`] composing
 //! them. One SQL implementation serves SQLite and PostgreSQL, chosen at runtime from the database
 //! URL's scheme; what differs between the two lives in `sqlite.rs` and `postgres.rs` behind
@@ -17,6 +17,7 @@ mod error;
 mod gift_subscriptions;
 mod gifts;
 mod grants;
+mod idempotency;
 mod licences;
 mod meter;
 mod mirror;
@@ -42,6 +43,7 @@ pub use error::{OpenError, StoreError};
 pub use gift_subscriptions::{GiftSubscriptionStore, Redeemed};
 pub use gifts::{GiftStore, GiftWrite, Redemption};
 pub use grants::GrantStore;
+pub use idempotency::{AttemptKey, Claim, IdempotencyStore};
 pub use licences::{LicenceMember, LicenceStore, LicenceWrite, SeatClaim};
 use meter::MeterDialect;
 pub use meter::{MergeReport, MeterStore, Unlock, UnlockOutcome, UnlockRequest, lock_shard};
@@ -68,6 +70,7 @@ pub trait Store:
     + GiftSubscriptionStore
     + LicenceStore
     + TeamStore
+    + IdempotencyStore
     + MeterStore
     + SigningKeyStore
     + ReportStore

@@ -97,6 +97,24 @@ impl TestDatabase {
         }
     }
 
+    /// The answers kept for idempotent replay, as text.
+    pub async fn idempotent_bodies(&self) -> Vec<String> {
+        const SQL: &str = "SELECT body FROM idempotency_keys WHERE body IS NOT NULL";
+        let rows: Vec<(Vec<u8>,)> = match self {
+            Self::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+            }
+            Self::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+            }
+        };
+        rows.into_iter()
+            .map(|(body,)| String::from_utf8_lossy(&body).into_owned())
+            .collect()
+    }
+
     /// The private signing keys (PEM) stored in the database, read on a thread of its own: for
     /// a `Drop`, which runs inside the test's runtime and cannot block on it.
     pub fn private_signing_keys(&self) -> anyhow::Result<Vec<String>> {
@@ -447,6 +465,11 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The answers kept for idempotent replay, as text.
+    pub async fn stored_idempotent_bodies(&self) -> Vec<String> {
+        self.db.idempotent_bodies().await
     }
 
     pub async fn key_count(&self) -> usize {

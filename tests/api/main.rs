@@ -13,6 +13,7 @@ mod gifts;
 mod health;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod keys;
 mod licences;
 mod log_capture;
