@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tollgate::clock::SystemClock;
 use tollgate::config::{Overrides, Settings};
-use tollgate::domain::{ApiKeyId, KeyName, Role};
+use tollgate::domain::{Actor, ApiKeyId, AuditEntry, KeyName, Role};
 use tollgate::services::keys::{KeyRequest, issue_key};
 use tollgate::services::mirror::{Mirror, RetryPolicy};
 use tollgate::services::reconcile::Reconcile;
@@ -210,7 +210,7 @@ async fn stripe_sync(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Res
         mirror: &mirror,
         window: settings.stripe().sync_window,
     };
-    let report = reconcile.run(chrono::Utc::now()).await?;
+    let report = reconcile.run(chrono::Utc::now(), &Actor::cli()).await?;
     tracing::info!(?report, "reconcile finished");
     writeln!(
         std::io::stdout().lock(),
@@ -229,7 +229,7 @@ async fn signing_keys(
     let mut out = std::io::stdout().lock();
     match command {
         SigningKeysCommand::Rotate => {
-            let (kid, _) = tokens.rotate().await?;
+            let (kid, _) = tokens.rotate(&Actor::cli()).await?;
             writeln!(out, "{kid}")?;
         }
         SigningKeysCommand::List => {
@@ -273,7 +273,7 @@ async fn keys(store: &dyn Store, command: KeysCommand) -> anyhow::Result<()> {
                 name,
                 may_assert_ip,
             };
-            let issued = issue_key(store, &SystemClock, request, None).await?;
+            let issued = issue_key(store, &SystemClock, request, None, &Actor::cli()).await?;
             tracing::info!(key_id = %issued.key.id, %role, "API key created");
             writeln!(out, "{}", issued.secret.expose())?;
         }
@@ -306,7 +306,15 @@ async fn keys(store: &dyn Store, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Revoke { id } => {
             let key_id =
                 ApiKeyId::parse(&id).ok_or_else(|| anyhow::anyhow!("`{id}` is not a key id"))?;
-            match store.revoke_api_key(&key_id, chrono::Utc::now()).await? {
+            let now = chrono::Utc::now();
+            let audit = AuditEntry::new(
+                &Actor::cli(),
+                "key.revoke",
+                format!("key:{key_id}"),
+                serde_json::json!({}),
+                now,
+            );
+            match store.revoke_api_key(&key_id, now, &audit).await? {
                 RevokeOutcome::Revoked => tracing::info!(%key_id, "API key revoked"),
                 RevokeOutcome::AlreadyRevoked => {
                     tracing::info!(%key_id, "API key was already revoked")

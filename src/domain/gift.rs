@@ -3,8 +3,6 @@
 //! (128 bits) and kept only as their SHA-256.
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::{ArticleId, ReaderId};
 
@@ -14,49 +12,12 @@ prefixed_id!(
     "gft_"
 );
 
-/// A gift link's secret code: `gc_` and 32 hex digits (128 random bits). Shown once, to the
-/// giver; stored as [`GiftCode::hash`].
-pub struct GiftCode(String);
-
-impl GiftCode {
-    const PREFIX: &'static str = "gc_";
-
-    /// A fresh code from the operating system's random source.
-    pub fn generate() -> Self {
-        let mut bytes = [0_u8; 16];
-        rand::rng().fill_bytes(&mut bytes);
-        Self(format!("{}{}", Self::PREFIX, hex::encode(bytes)))
-    }
-
-    /// The code as given to the giver.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The SHA-256 of `code` as presented, whatever it is: what the store looks codes up by.
-    /// A code that could never have been made hashes to nothing stored.
-    pub fn hash_of(code: &str) -> [u8; 32] {
-        Sha256::digest(code.as_bytes()).into()
-    }
-
-    /// Its hash.
-    pub fn hash(&self) -> [u8; 32] {
-        Self::hash_of(&self.0)
-    }
-
-    /// Whether `code` has a code's form, so that anything else is refused before any lookup.
-    pub fn is_well_formed(code: &str) -> bool {
-        code.strip_prefix(Self::PREFIX).is_some_and(|hex| {
-            hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        })
-    }
-}
-
-impl std::fmt::Debug for GiftCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GiftCode(REDACTED)")
-    }
-}
+secret_code!(
+    /// A gift link's secret code: `gc_` and 32 hex digits (128 random bits). Shown once, to the
+    /// giver; stored as its hash.
+    GiftCode,
+    "gc_"
+);
 
 /// A stored gift link.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,6 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::{GrantId, PlanId, ReaderId};
 
@@ -20,42 +19,11 @@ prefixed_id!(
     "gsub_"
 );
 
-/// A gift subscription's code: `gsc_` and 32 hex digits (128 random bits).
-pub struct SubscriptionCode(String);
-
-impl SubscriptionCode {
-    const PREFIX: &'static str = "gsc_";
-
-    /// A fresh code from the operating system's random source.
-    pub fn generate() -> Self {
-        let mut bytes = [0_u8; 16];
-        rand::rng().fill_bytes(&mut bytes);
-        Self(format!("{}{}", Self::PREFIX, hex::encode(bytes)))
-    }
-
-    /// The code as given to the buyer.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The SHA-256 of `code` as presented: what the store looks codes up by.
-    pub fn hash_of(code: &str) -> [u8; 32] {
-        Sha256::digest(code.as_bytes()).into()
-    }
-
-    /// Whether `code` has a code's form, so that anything else is refused before any lookup.
-    pub fn is_well_formed(code: &str) -> bool {
-        code.strip_prefix(Self::PREFIX).is_some_and(|hex| {
-            hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        })
-    }
-}
-
-impl std::fmt::Debug for SubscriptionCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SubscriptionCode(REDACTED)")
-    }
-}
+secret_code!(
+    /// A gift subscription's code: `gsc_` and 32 hex digits (128 random bits).
+    SubscriptionCode,
+    "gsc_"
+);
 
 /// Seals codes at rest and opens them again: AES-256-GCM with a random 96-bit nonce, the gift's
 /// id as associated data (a sealed code moved to another row does not open).
@@ -110,8 +78,7 @@ impl CodeSealer {
             .0
             .open_in_place(nonce, Aad::from(id.as_str().as_bytes()), &mut buffer)
             .ok()?;
-        let code = std::str::from_utf8(plain).ok()?;
-        SubscriptionCode::is_well_formed(code).then(|| SubscriptionCode(code.to_owned()))
+        SubscriptionCode::parse(std::str::from_utf8(plain).ok()?)
     }
 }
 

@@ -147,7 +147,63 @@ macro_rules! prefixed_id {
     };
 }
 
+/// Declares a secret code made here: a prefix and 32 hex digits (128 random bits), shown to its
+/// holder and kept only as its SHA-256 (and, for some, sealed); never printed by `Debug`.
+macro_rules! secret_code {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        pub struct $name(String);
+
+        impl $name {
+            const PREFIX: &'static str = $prefix;
+
+            /// A fresh code from the operating system's random source.
+            pub fn generate() -> Self {
+                let mut bytes = [0_u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+                Self(format!("{}{}", Self::PREFIX, hex::encode(bytes)))
+            }
+
+            /// `code`, if it has a code's form.
+            pub fn parse(code: &str) -> Option<Self> {
+                Self::is_well_formed(code).then(|| Self(code.to_owned()))
+            }
+
+            /// The code as given to its holder.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+
+            /// The SHA-256 of `code` as presented, whatever it is: what the store looks codes up
+            /// by. A code that could never have been made hashes to nothing stored.
+            pub fn hash_of(code: &str) -> [u8; 32] {
+                <sha2::Sha256 as sha2::Digest>::digest(code.as_bytes()).into()
+            }
+
+            /// Its hash.
+            pub fn hash(&self) -> [u8; 32] {
+                Self::hash_of(&self.0)
+            }
+
+            /// Whether `code` has a code's form, so that anything else is refused before any
+            /// lookup.
+            pub fn is_well_formed(code: &str) -> bool {
+                code.strip_prefix(Self::PREFIX).is_some_and(|hex| {
+                    hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                })
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}(REDACTED)", stringify!($name))
+            }
+        }
+    };
+}
+
 pub mod api_key;
+pub mod audit;
 pub mod billing;
 pub mod entitlements;
 pub mod gift;
@@ -167,6 +223,7 @@ pub mod time;
 pub mod webhook_event;
 
 pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
+pub use audit::{Actor, ActorRole, AuditEntry, AuditId};
 pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
 pub use gift::{GiftCode, GiftId, GiftLink, GiftStatus};

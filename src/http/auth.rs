@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::domain::{ApiKey, ApiKeySecret, Role};
+use crate::domain::{Actor, ActorRole, ApiKey, ApiKeySecret, Role};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,34 @@ impl FromRequest for Caller {
             req.extensions()
                 .get::<Caller>()
                 .cloned()
+                .ok_or(ApiError::MissingApiKey),
+        )
+    }
+}
+
+/// Who is acting in a request to a guarded route, for the audit log: the caller's key, its role
+/// and the request's id.
+#[derive(Debug, Clone)]
+pub struct Acting(pub Actor);
+
+impl FromRequest for Acting {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let extensions = req.extensions();
+        ready(
+            extensions
+                .get::<Caller>()
+                .map(|caller| {
+                    Acting(Actor {
+                        key_id: Some(caller.0.id.to_string()),
+                        role: ActorRole::Admin,
+                        request_id: extensions
+                            .get::<tracing_actix_web::RequestId>()
+                            .map(ToString::to_string),
+                    })
+                })
                 .ok_or(ApiError::MissingApiKey),
         )
     }

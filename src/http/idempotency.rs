@@ -125,7 +125,13 @@ pub async fn idempotent(
         status: status.as_u16(),
         content_type: header_text(header::CONTENT_TYPE),
         location: header_text(header::LOCATION),
-        body: without_secrets(&answer, secrets),
+        // Secrets are in what a write made; a refusal's problem body has none (and its `code`
+        // is the problem's, not a secret).
+        body: if status.is_success() {
+            without_secrets(&answer, secrets)
+        } else {
+            answer.to_vec()
+        },
     };
     settle(&idempotency, attempt, Some(&kept)).await;
     Ok(ServiceResponse::new(

@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::services::ServiceError;
 use crate::services::access::AccessService;
+use crate::services::audit::AuditLog;
 use crate::services::checkout::{Checkout, stripe_client};
 use crate::services::gift_subscriptions::{CodeIssuer, GiftSubscriptions};
 use crate::services::gifts::Gifts;
@@ -105,6 +106,13 @@ impl AppState {
             clock: self.clock.as_ref(),
             codes: &self.gift_codes,
             cache: self.access.cache(),
+        }
+    }
+
+    /// The audit log's reader.
+    pub fn audit_log(&self) -> AuditLog<'_> {
+        AuditLog {
+            store: self.store.as_ref(),
         }
     }
 

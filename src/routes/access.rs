@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
 use crate::domain::{ArticleId, Entitlement, GiftStatus, LicenceId, MeterSubject, ReaderId};
-use crate::http::auth::Caller;
+use crate::http::auth::{Acting, Caller};
 use crate::http::error::ApiError;
 use crate::http::json::{self, ApiJson};
 use crate::http::paths::reader_id;
@@ -239,9 +239,12 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 
 /// Makes a new key sign from now on; the old one stays published until its tokens expire.
 #[tracing::instrument(skip_all)]
-pub async fn rotate_signing_key(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn rotate_signing_key(
+    state: web::Data<AppState>,
+    acting: Acting,
+) -> Result<HttpResponse, ApiError> {
     let tokens = state.access.tokens();
-    let (kid, retired) = tokens.rotate().await.map_err(ServiceError::from)?;
+    let (kid, retired) = tokens.rotate(&acting.0).await.map_err(ServiceError::from)?;
     let keys = tokens.keys();
     let current = keys.iter().find(|k| k.kid == kid);
     Ok(HttpResponse::Ok().json(RotationView {

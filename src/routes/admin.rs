@@ -2,16 +2,17 @@
 
 use actix_web::{HttpResponse, web};
 
+use crate::http::auth::Acting;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::ServiceError;
 
 /// Reads subscriptions and recent invoices and refunds from Stripe and repairs the mirror.
 #[tracing::instrument(skip_all)]
-pub async fn sync(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn sync(state: web::Data<AppState>, acting: Acting) -> Result<HttpResponse, ApiError> {
     let report = state
         .reconcile()?
-        .run(state.clock.now())
+        .run(state.clock.now(), &acting.0)
         .await
         .map_err(ServiceError::from)?;
     tracing::info!(?report, "reconcile finished");

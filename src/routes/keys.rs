@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
 use crate::domain::{ApiKey, ApiKeyId, KeyName, Role};
-use crate::http::auth::Caller;
+use crate::http::auth::{Acting, Caller};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
 use crate::http::paging::{page_limit, paginate};
@@ -67,6 +67,7 @@ impl From<ApiKey> for KeyView {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
+    acting: Acting,
     body: ApiJson<CreateKey>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(CreateKey {
@@ -79,7 +80,7 @@ pub async fn create(
         name,
         may_assert_ip,
     };
-    let issued = state.keys().issue(request, caller.0.id).await?;
+    let issued = state.keys().issue(request, caller.0.id, &acting.0).await?;
     Ok(HttpResponse::Created().json(IssuedView {
         key: issued.secret.expose(),
         id: issued.key.id,
@@ -125,10 +126,11 @@ pub async fn list(
 pub async fn revoke(
     state: web::Data<AppState>,
     caller: Caller,
+    acting: Acting,
     key_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ApiKeyId::parse(&key_id)
         .ok_or_else(|| ApiError::NotFound(format!("no API key has the id `{key_id}`")))?;
-    state.keys().revoke(&id, &caller.0.id).await?;
+    state.keys().revoke(&id, &caller.0.id, &acting.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }

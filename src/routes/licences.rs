@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
 use crate::domain::{EmailDomain, Entitlement, IpRange, Licence, LicenceId, LicenceSpec, ReaderId};
-use crate::http::auth::Caller;
+use crate::http::auth::{Acting, Caller};
 use crate::http::error::ApiError;
 use crate::http::json::{self, ApiJson};
 use crate::http::paths::reader_id;
@@ -71,6 +71,7 @@ pub struct CreateLicence {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
+    acting: Acting,
     body: ApiJson<CreateLicence>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
@@ -83,7 +84,10 @@ pub async fn create(
         starts_at: body.starts_at.unwrap_or_else(|| state.clock.now()),
         expires_at: body.expires_at,
     };
-    let licence = state.licences().create(spec, caller.0.id.as_str()).await?;
+    let licence = state
+        .licences()
+        .create(spec, caller.0.id.as_str(), &acting.0)
+        .await?;
     Ok(HttpResponse::Created().json(LicenceView::from(licence)))
 }
 
@@ -134,6 +138,7 @@ pub struct PatchLicence {
 #[tracing::instrument(skip_all, fields(licence_id = %id))]
 pub async fn update(
     state: web::Data<AppState>,
+    acting: Acting,
     id: web::Path<String>,
     body: ApiJson<PatchLicence>,
 ) -> Result<HttpResponse, ApiError> {
@@ -147,7 +152,7 @@ pub async fn update(
         starts_at: body.starts_at,
         expires_at: body.expires_at,
     };
-    let licence = state.licences().update(&id, patch).await?;
+    let licence = state.licences().update(&id, patch, &acting.0).await?;
     Ok(HttpResponse::Ok().json(LicenceView::from(licence)))
 }
 
@@ -155,9 +160,10 @@ pub async fn update(
 #[tracing::instrument(skip_all, fields(licence_id = %id))]
 pub async fn delete(
     state: web::Data<AppState>,
+    acting: Acting,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.licences().delete(&id).await?;
+    state.licences().delete(&id, &acting.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -199,11 +205,15 @@ pub async fn members(
 #[tracing::instrument(skip_all)]
 pub async fn remove_member(
     state: web::Data<AppState>,
+    acting: Acting,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, reader) = path.into_inner();
     let reader = reader_id(&reader)?;
-    state.licences().remove_member(&id, &reader).await?;
+    state
+        .licences()
+        .remove_member(&id, &reader, &acting.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,6 +3,7 @@
 
 mod access;
 mod admin;
+mod audit;
 mod checkout;
 mod gift_subscriptions;
 mod gifts;
@@ -136,6 +137,12 @@ fn table() -> Vec<ApiRoute> {
             "/v1/admin/webhook-events/{event_id}/retry",
             Access::ADMIN,
             web::route().to(webhooks::retry),
+        ),
+        route(
+            Method::GET,
+            "/v1/admin/audit-log",
+            Access::ADMIN,
+            web::route().to(audit::list),
         ),
         route(
             Method::POST,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
 use crate::domain::{Entitlement, Plan, PlanId, PlanSpec, Price, Recurring, StripePriceId};
+use crate::http::auth::Acting;
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
 use crate::http::state::AppState;
@@ -122,6 +123,7 @@ struct PlanList {
 #[tracing::instrument(skip_all, fields(plan_id = %plan_id))]
 pub async fn put(
     state: web::Data<AppState>,
+    acting: Acting,
     plan_id: web::Path<String>,
     body: ApiJson<PutPlan>,
 ) -> Result<HttpResponse, ApiError> {
@@ -141,7 +143,7 @@ pub async fn put(
             .with_gift(body.gift_price, body.gift_months)
     })
     .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
-    Ok(match state.plans().put(&id, &spec).await? {
+    Ok(match state.plans().put(&id, &spec, &acting.0).await? {
         Stored::Created(plan) => HttpResponse::Created().json(PlanView::from(plan)),
         Stored::Replaced(plan) => HttpResponse::Ok().json(PlanView::from(plan)),
     })
@@ -173,8 +175,9 @@ pub async fn get(
 #[tracing::instrument(skip_all, fields(plan_id = %plan_id))]
 pub async fn archive(
     state: web::Data<AppState>,
+    acting: Acting,
     plan_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let plan = state.plans().archive(&plan_id).await?;
+    let plan = state.plans().archive(&plan_id, &acting.0).await?;
     Ok(HttpResponse::Ok().json(PlanView::from(plan)))
 }

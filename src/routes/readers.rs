@@ -10,7 +10,7 @@ use crate::domain::{
     Entitlement, Held, PlanId, ReaderId, Source, SourceKind, Standing, StripePriceId,
     SubscriptionStatus,
 };
-use crate::http::auth::Caller;
+use crate::http::auth::{Acting, Caller};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
 use crate::http::paths::reader_id;
@@ -180,6 +180,7 @@ pub struct PostGrant {
 pub async fn create_grant(
     state: web::Data<AppState>,
     caller: Caller,
+    acting: Acting,
     raw_id: web::Path<String>,
     body: ApiJson<PostGrant>,
 ) -> Result<HttpResponse, ApiError> {
@@ -193,6 +194,7 @@ pub async fn create_grant(
             body.expires_at,
             body.reason,
             caller.0.id.as_str(),
+            &acting.0,
         )
         .await?;
     Ok(HttpResponse::Created()
@@ -207,10 +209,14 @@ pub async fn create_grant(
 #[tracing::instrument(skip_all, fields(reader_id = %path.0, grant_id = %path.1))]
 pub async fn revoke_grant(
     state: web::Data<AppState>,
+    acting: Acting,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (raw_reader, raw_grant) = path.into_inner();
     let reader = reader_id(&raw_reader)?;
-    state.readers().revoke_grant(&reader, &raw_grant).await?;
+    state
+        .readers()
+        .revoke_grant(&reader, &raw_grant, &acting.0)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

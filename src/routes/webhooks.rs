@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::time::rfc3339;
 use crate::domain::{EventStatus, EventType, StripeEventId, WebhookEvent};
+use crate::http::auth::Acting;
 use crate::http::error::ApiError;
 use crate::http::paging::{page_limit, paginate};
 use crate::http::state::AppState;
@@ -149,8 +150,9 @@ pub async fn list(
 #[tracing::instrument(skip_all, fields(event_id = %event_id))]
 pub async fn retry(
     state: web::Data<AppState>,
+    acting: Acting,
     event_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = state.webhooks().retry(&event_id).await?;
+    let event = state.webhooks().retry(&event_id, &acting.0).await?;
     Ok(HttpResponse::Ok().json(EventView::from(event)))
 }

@@ -3,7 +3,9 @@
 //! revoking them.
 
 use crate::clock::Clock;
-use crate::domain::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
+use crate::domain::{
+    Actor, ApiKey, ApiKeyId, ApiKeySecret, AuditEntry, KeyHash, KeyName, NewApiKey, Role,
+};
 use crate::services::ServiceError;
 use crate::store::{RevokeOutcome, Store, StoreError};
 
@@ -44,6 +46,7 @@ pub async fn issue_key(
     clock: &dyn Clock,
     request: KeyRequest,
     created_by: Option<ApiKeyId>,
+    actor: &Actor,
 ) -> Result<IssuedKey, StoreError> {
     let KeyRequest {
         role,
@@ -62,7 +65,17 @@ pub async fn issue_key(
         created_by,
         may_assert_ip,
     };
-    let key = store.insert_api_key(&new).await?;
+    let audit = AuditEntry::new(
+        actor,
+        "key.create",
+        format!("key:{}", new.id),
+        serde_json::json!({
+            "role": new.role.as_str(), "name": new.name.as_str(), "hint": new.hint,
+            "may_assert_ip": new.may_assert_ip,
+        }),
+        now,
+    );
+    let key = store.insert_api_key(&new, &audit).await?;
     Ok(IssuedKey { key, secret })
 }
 
@@ -122,9 +135,14 @@ impl Keys<'_> {
         }
     }
 
-    /// Issues a key on behalf of the key `by`.
-    pub async fn issue(&self, request: KeyRequest, by: ApiKeyId) -> Result<IssuedKey, StoreError> {
-        let issued = issue_key(self.store, self.clock, request, Some(by)).await?;
+    /// Issues a key on behalf of the key `by`, acting as `actor`.
+    pub async fn issue(
+        &self,
+        request: KeyRequest,
+        by: ApiKeyId,
+        actor: &Actor,
+    ) -> Result<IssuedKey, StoreError> {
+        let issued = issue_key(self.store, self.clock, request, Some(by), actor).await?;
         tracing::info!(key_id = %issued.key.id, may_assert_ip = issued.key.may_assert_ip, "API key created");
         Ok(issued)
     }
@@ -140,14 +158,27 @@ impl Keys<'_> {
 
     /// Revokes the key `id` on behalf of the key `by`, which may not revoke itself. Revoking a
     /// revoked key changes nothing and succeeds.
-    pub async fn revoke(&self, id: &ApiKeyId, by: &ApiKeyId) -> Result<(), ServiceError> {
+    pub async fn revoke(
+        &self,
+        id: &ApiKeyId,
+        by: &ApiKeyId,
+        actor: &Actor,
+    ) -> Result<(), ServiceError> {
         if id == by {
             return Err(ServiceError::conflict(
                 "cannot_revoke_self",
                 "a key cannot revoke itself; revoke it with another admin key",
             ));
         }
-        let outcome = self.store.revoke_api_key(id, self.clock.now()).await?;
+        let now = self.clock.now();
+        let audit = AuditEntry::new(
+            actor,
+            "key.revoke",
+            format!("key:{id}"),
+            serde_json::json!({}),
+            now,
+        );
+        let outcome = self.store.revoke_api_key(id, now, &audit).await?;
         self.cache.forget_all();
         match outcome {
             RevokeOutcome::Revoked => {

@@ -5,8 +5,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
+use crate::domain::time::rfc3339;
 use crate::domain::{
-    EmailDomain, Entitlement, IpRange, Licence, LicenceConflict, LicenceId, LicenceSpec, ReaderId,
+    Actor, AuditEntry, EmailDomain, Entitlement, IpRange, Licence, LicenceConflict, LicenceId,
+    LicenceSpec, ReaderId,
 };
 use crate::services::ServiceError;
 use crate::services::access::EntitlementCache;
@@ -52,7 +54,12 @@ pub struct Licences<'a> {
 
 impl Licences<'_> {
     /// Makes a licence, unless it overlaps one in force at the same time.
-    pub async fn create(&self, spec: LicenceSpec, by: &str) -> Result<Licence, ServiceError> {
+    pub async fn create(
+        &self,
+        spec: LicenceSpec,
+        by: &str,
+        actor: &Actor,
+    ) -> Result<Licence, ServiceError> {
         let now = self.clock.now();
         let spec = spec.new(now).map_err(invalid)?;
         let licence = Licence {
@@ -61,7 +68,18 @@ impl Licences<'_> {
             members: 0,
             created_at: now,
         };
-        match self.store.create_licence(&licence, Some(by), now).await? {
+        let audit = AuditEntry::new(
+            actor,
+            "licence.create",
+            format!("licence:{}", licence.id),
+            spec_changes(&licence.spec),
+            now,
+        );
+        match self
+            .store
+            .create_licence(&licence, Some(by), now, &audit)
+            .await?
+        {
             LicenceWrite::Written(licence) => {
                 tracing::info!(licence_id = %licence.id, "licence created");
                 Ok(licence)
@@ -85,7 +103,12 @@ impl Licences<'_> {
     }
 
     /// Changes the licence `raw_id`, under the rules a new one follows.
-    pub async fn update(&self, raw_id: &str, patch: LicencePatch) -> Result<Licence, ServiceError> {
+    pub async fn update(
+        &self,
+        raw_id: &str,
+        patch: LicencePatch,
+        actor: &Actor,
+    ) -> Result<Licence, ServiceError> {
         let current = self.get(raw_id).await?;
         let mut spec = current.spec;
         let LicencePatch {
@@ -106,7 +129,18 @@ impl Licences<'_> {
         spec.expires_at = expires_at.unwrap_or(spec.expires_at);
         let now = self.clock.now();
         let spec = spec.new(now).map_err(invalid)?;
-        match self.store.replace_licence(&current.id, &spec, now).await? {
+        let audit = AuditEntry::new(
+            actor,
+            "licence.update",
+            format!("licence:{}", current.id),
+            spec_changes(&spec),
+            now,
+        );
+        match self
+            .store
+            .replace_licence(&current.id, &spec, now, &audit)
+            .await?
+        {
             LicenceWrite::Written(licence) => {
                 // Its members' entitlements may have changed with it.
                 self.cache.forget_all();
@@ -119,9 +153,17 @@ impl Licences<'_> {
     }
 
     /// Deletes the licence `raw_id`: its readers lose what it gave at once.
-    pub async fn delete(&self, raw_id: &str) -> Result<(), ServiceError> {
+    pub async fn delete(&self, raw_id: &str, actor: &Actor) -> Result<(), ServiceError> {
         let id = licence_id(raw_id)?;
-        if !self.store.delete_licence(&id, self.clock.now()).await? {
+        let now = self.clock.now();
+        let audit = AuditEntry::new(
+            actor,
+            "licence.delete",
+            format!("licence:{id}"),
+            serde_json::json!({}),
+            now,
+        );
+        if !self.store.delete_licence(&id, now, &audit).await? {
             return Err(not_found(raw_id));
         }
         self.cache.forget_all();
@@ -181,11 +223,24 @@ impl Licences<'_> {
     }
 
     /// Frees `reader`'s seat in the licence `raw_id`.
-    pub async fn remove_member(&self, raw_id: &str, reader: &ReaderId) -> Result<(), ServiceError> {
+    pub async fn remove_member(
+        &self,
+        raw_id: &str,
+        reader: &ReaderId,
+        actor: &Actor,
+    ) -> Result<(), ServiceError> {
         let id = licence_id(raw_id)?;
+        let now = self.clock.now();
+        let audit = AuditEntry::new(
+            actor,
+            "licence.remove_member",
+            format!("licence:{id}"),
+            serde_json::json!({ "reader_id": reader }),
+            now,
+        );
         if !self
             .store
-            .remove_licence_member(&id, reader, self.clock.now())
+            .remove_licence_member(&id, reader, now, &audit)
             .await?
         {
             return Err(ServiceError::NotFound(format!(
@@ -242,4 +297,17 @@ fn refusal(write: LicenceWrite, id: &LicenceId) -> ServiceError {
             ServiceError::Internal(anyhow::anyhow!("a written licence was taken for a refusal"))
         }
     }
+}
+
+/// What an audit entry records of a licence.
+fn spec_changes(spec: &LicenceSpec) -> serde_json::Value {
+    serde_json::json!({
+        "name": spec.name,
+        "entitlements": spec.entitlements,
+        "ip_ranges": spec.ip_ranges.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "email_domains": spec.email_domains,
+        "seats": spec.seats,
+        "starts_at": rfc3339(spec.starts_at),
+        "expires_at": rfc3339(spec.expires_at),
+    })
 }

@@ -3,6 +3,7 @@
 //! result; the CLI calls the same services.
 
 pub mod access;
+pub mod audit;
 pub mod checkout;
 pub mod error;
 pub mod gift_subscriptions;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::clock::Clock;
-use crate::domain::{Plan, PlanId, PlanSpec, Price, StripePriceId};
+use crate::domain::{Actor, AuditEntry, Plan, PlanId, PlanSpec, Price, StripePriceId};
 use crate::services::ServiceError;
 use crate::services::access::EntitlementCache;
 use crate::store::{PlanWrite, Store, StoreError};
@@ -61,8 +61,30 @@ impl Plans<'_> {
     }
 
     /// Creates the plan `id` or replaces it. A price belongs to one plan at most.
-    pub async fn put(&self, id: &PlanId, spec: &PlanSpec) -> Result<Stored, ServiceError> {
-        let written = self.store.put_plan(id, spec, self.clock.now()).await?;
+    pub async fn put(
+        &self,
+        id: &PlanId,
+        spec: &PlanSpec,
+        actor: &Actor,
+    ) -> Result<Stored, ServiceError> {
+        let now = self.clock.now();
+        let audit = AuditEntry::new(
+            actor,
+            "plan.put",
+            format!("plan:{id}"),
+            serde_json::json!({
+                "name": spec.name,
+                "stripe_prices": spec.stripe_prices,
+                "entitlements": spec.entitlements,
+                "trial_days": spec.trial_days,
+                "allow_promotion_codes": spec.allow_promotion_codes,
+                "seats": spec.seats,
+                "gift_price": spec.gift.as_ref().map(|gift| &gift.price),
+                "gift_months": spec.gift.as_ref().map(|gift| gift.months),
+            }),
+            now,
+        );
+        let written = self.store.put_plan(id, spec, now, &audit).await?;
         // What a plan grants changes what its subscribers hold.
         self.cache.forget_all();
         match written {
@@ -103,11 +125,19 @@ impl Plans<'_> {
 
     /// Archives the plan `id`: it takes no new subscribers, and its subscribers keep what it
     /// grants.
-    pub async fn archive(&self, id: &str) -> Result<PricedPlan, ServiceError> {
+    pub async fn archive(&self, id: &str, actor: &Actor) -> Result<PricedPlan, ServiceError> {
         let plan_id = PlanId::parse(id).ok_or_else(|| not_found(id))?;
+        let now = self.clock.now();
+        let audit = AuditEntry::new(
+            actor,
+            "plan.archive",
+            format!("plan:{plan_id}"),
+            serde_json::json!({}),
+            now,
+        );
         let plan = self
             .store
-            .archive_plan(&plan_id, self.clock.now())
+            .archive_plan(&plan_id, now, &audit)
             .await?
             .ok_or_else(|| not_found(id))?;
         self.cache.forget_all();

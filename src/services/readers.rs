@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::domain::entitlements::{plan_of, plans_by_price};
 use crate::domain::{
-    Entitlement, Grant, GrantId, MeterState, MeterSubject, NewGrant, PlanId, ReaderId, Standing,
-    Subscription,
+    Actor, AuditEntry, Entitlement, Grant, GrantId, MeterState, MeterSubject, NewGrant, PlanId,
+    ReaderId, Standing, Subscription,
 };
 use crate::services::ServiceError;
 use crate::services::access::{AccessService, Holdings};
@@ -85,6 +85,7 @@ impl Readers<'_> {
         expires_at: DateTime<Utc>,
         reason: String,
         by: &str,
+        actor: &Actor,
     ) -> Result<Grant, ServiceError> {
         let grant = NewGrant::new(
             reader,
@@ -95,22 +96,42 @@ impl Readers<'_> {
             Some(by.to_owned()),
         )
         .map_err(|e| ServiceError::invalid("invalid_body", e.to_string()))?;
-        let grant = self.store.insert_grant(&grant).await?;
+        let audit = AuditEntry::new(
+            actor,
+            "grant.create",
+            format!("grant:{}", grant.id),
+            serde_json::json!({
+                "reader_id": grant.reader_id, "entitlements": grant.entitlements,
+                "expires_at": crate::domain::time::rfc3339(grant.expires_at),
+                "reason": grant.reason,
+            }),
+            grant.created_at,
+        );
+        let grant = self.store.insert_grant(&grant, &audit).await?;
         self.access.cache().forget_reader(&grant.reader_id).await;
         tracing::info!(grant_id = %grant.id, "grant created");
         Ok(grant)
     }
 
     /// Revokes the reader's grant `grant` (as the caller named it) at once.
-    pub async fn revoke_grant(&self, reader: &ReaderId, grant: &str) -> Result<(), ServiceError> {
+    pub async fn revoke_grant(
+        &self,
+        reader: &ReaderId,
+        grant: &str,
+        actor: &Actor,
+    ) -> Result<(), ServiceError> {
         let not_found =
             || ServiceError::NotFound(format!("reader `{reader}` has no active grant `{grant}`"));
         let id = GrantId::parse(grant).ok_or_else(not_found)?;
-        if self
-            .store
-            .revoke_grant(reader, &id, self.clock.now())
-            .await?
-        {
+        let now = self.clock.now();
+        let audit = AuditEntry::new(
+            actor,
+            "grant.revoke",
+            format!("grant:{id}"),
+            serde_json::json!({ "reader_id": reader }),
+            now,
+        );
+        if self.store.revoke_grant(reader, &id, now, &audit).await? {
             self.access.cache().forget_reader(reader).await;
             tracing::info!("grant revoked");
             Ok(())

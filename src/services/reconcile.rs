@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::time::rfc3339;
-use crate::domain::{Change, Version};
+use crate::domain::{Actor, AuditEntry, Change, Version};
 use crate::services::ServiceError;
 use crate::services::mirror::Mirror;
 use crate::store::{ApplyOutcome, Store, StoreError};
@@ -80,8 +80,29 @@ pub struct Reconcile<'a> {
 }
 
 impl Reconcile<'_> {
-    /// Runs one reconcile as of `now`.
-    pub async fn run(&self, now: DateTime<Utc>) -> Result<SyncReport, SyncError> {
+    /// Runs one reconcile as of `now` on behalf of `actor`, and records it in the audit log
+    /// with its report (or why it stopped). Its repairs are many transactions, each applying
+    /// what Stripe says; the entry follows them.
+    pub async fn run(&self, now: DateTime<Utc>, actor: &Actor) -> Result<SyncReport, SyncError> {
+        let outcome = self.sync(now).await;
+        let changes = match &outcome {
+            Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+            Err(error) => serde_json::json!({ "error": error.to_string() }),
+        };
+        self.store
+            .append_audit_entry(&AuditEntry::new(
+                actor,
+                "stripe.sync",
+                "stripe",
+                changes,
+                now,
+            ))
+            .await?;
+        outcome
+    }
+
+    /// Reads from Stripe and repairs the mirror as of `now`.
+    async fn sync(&self, now: DateTime<Utc>) -> Result<SyncReport, SyncError> {
         let window_start = now - self.window;
         let since = window_start.timestamp();
         let mut report = SyncReport {

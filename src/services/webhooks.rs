@@ -4,7 +4,7 @@
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::{EventStatus, NewWebhookEvent, StripeEventId, WebhookEvent};
+use crate::domain::{Actor, AuditEntry, EventStatus, NewWebhookEvent, StripeEventId, WebhookEvent};
 use crate::services::ServiceError;
 use crate::services::mirror::Mirror;
 use crate::store::{EventFilter, Store};
@@ -131,7 +131,7 @@ impl Webhooks<'_> {
 
     /// Applies one pending or failed event now (as the caller named it), and shows where it
     /// stands afterwards.
-    pub async fn retry(&self, raw_id: &str) -> Result<WebhookEvent, ServiceError> {
+    pub async fn retry(&self, raw_id: &str, actor: &Actor) -> Result<WebhookEvent, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("no Stripe event `{raw_id}` is stored"));
         // Stored ids follow the rule; one that breaks it names no stored event (and PostgreSQL
         // refuses some of them, a NUL say, as text at all).
@@ -154,6 +154,17 @@ impl Webhooks<'_> {
         }
         let outcome = self.mirror.apply(&event.id).await?;
         tracing::info!(?outcome, "Stripe event retried by an operator");
+        // The attempt is the mirror's own transaction, which records its outcome on the event;
+        // the entry that an operator asked for it follows.
+        self.store
+            .append_audit_entry(&AuditEntry::new(
+                actor,
+                "webhook_event.retry",
+                format!("webhook_event:{}", event.id),
+                serde_json::json!({ "outcome": format!("{outcome:?}") }),
+                self.clock.now(),
+            ))
+            .await?;
         let filter = EventFilter {
             id: Some(event.id.clone()),
             limit: 1,

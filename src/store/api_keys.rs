@@ -8,7 +8,7 @@ use tollgate_macros::sql_bounds;
 use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
-use crate::domain::{ApiKey, ApiKeyId, KeyHash, KeyName, NewApiKey, Role};
+use crate::domain::{ApiKey, ApiKeyId, AuditEntry, KeyHash, KeyName, NewApiKey, Role};
 
 /// What revoking a key did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,11 @@ pub enum RevokeOutcome {
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
     /// Stores a new API key.
-    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    async fn insert_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey, StoreError>;
 
     /// Finds the key whose secret has this hash, revoked or not.
     async fn find_api_key_by_hash(&self, hash: &KeyHash) -> Result<Option<ApiKey>, StoreError>;
@@ -42,6 +46,7 @@ pub trait ApiKeyStore: Send + Sync {
         &self,
         id: &ApiKeyId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<RevokeOutcome, StoreError>;
 }
 
@@ -88,7 +93,12 @@ macro_rules! select_api_keys {
 #[sql_bounds]
 #[async_trait]
 impl<DB: Dialect> ApiKeyStore for SqlStore<DB> {
-    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+    async fn insert_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: &AuditEntry,
+    ) -> Result<ApiKey, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, role, key_hash, hint, created_at, created_by, \
              may_assert_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -101,8 +111,10 @@ impl<DB: Dialect> ApiKeyStore for SqlStore<DB> {
         .bind(key.created_at.timestamp_millis())
         .bind(key.created_by.as_ref().map(|id| id.as_str().to_owned()))
         .bind(key.may_assert_ip)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        Self::append_audit(&mut *tx, audit).await?;
+        tx.commit().await?;
         Ok(ApiKey {
             id: key.id.clone(),
             name: key.name.clone(),
@@ -144,6 +156,7 @@ impl<DB: Dialect> ApiKeyStore for SqlStore<DB> {
         &self,
         id: &ApiKeyId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<RevokeOutcome, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let revoked =
@@ -153,6 +166,7 @@ impl<DB: Dialect> ApiKeyStore for SqlStore<DB> {
                 .execute(&mut *tx)
                 .await?;
         let outcome = if DB::rows_affected(&revoked) == 1 {
+            Self::append_audit(&mut *tx, audit).await?;
             RevokeOutcome::Revoked
         } else {
             match sqlx::query_as::<DB, ApiKeyRow>(select_api_keys!("WHERE id = $1"))

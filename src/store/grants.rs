@@ -8,13 +8,14 @@ use tollgate_macros::sql_bounds;
 use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
-use crate::domain::{Entitlement, Grant, GrantId, NewGrant, ReaderId};
+use crate::domain::{AuditEntry, Entitlement, Grant, GrantId, NewGrant, ReaderId};
 
 /// Writing grants; a reader's grants are read with the reader ([`super::ReaderStore`]).
 #[async_trait]
 pub trait GrantStore: Send + Sync {
-    /// Stores a grant.
-    async fn insert_grant(&self, grant: &NewGrant) -> Result<Grant, StoreError>;
+    /// Stores a grant an admin made, with its audit entry.
+    async fn insert_grant(&self, grant: &NewGrant, audit: &AuditEntry)
+    -> Result<Grant, StoreError>;
 
     /// Revokes a reader's grant from `at` on; `false` if the reader has no such grant (or it
     /// was revoked before).
@@ -23,6 +24,7 @@ pub trait GrantStore: Send + Sync {
         reader: &ReaderId,
         id: &GrantId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
 }
 
@@ -137,9 +139,14 @@ impl<DB: Dialect> SqlStore<DB> {
 #[sql_bounds]
 #[async_trait]
 impl<DB: Dialect> GrantStore for SqlStore<DB> {
-    async fn insert_grant(&self, grant: &NewGrant) -> Result<Grant, StoreError> {
+    async fn insert_grant(
+        &self,
+        grant: &NewGrant,
+        audit: &AuditEntry,
+    ) -> Result<Grant, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let stored = Self::insert_grant_on(&mut *tx, grant).await?;
+        Self::append_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -149,7 +156,9 @@ impl<DB: Dialect> GrantStore for SqlStore<DB> {
         reader: &ReaderId,
         id: &GrantId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let revoked = sqlx::query(
             "UPDATE grants SET revoked_at = $1 WHERE id = $2 AND reader_id = $3 \
              AND revoked_at IS NULL",
@@ -157,8 +166,13 @@ impl<DB: Dialect> GrantStore for SqlStore<DB> {
         .bind(at.timestamp_millis())
         .bind(id.as_str().to_owned())
         .bind(reader.as_str().to_owned())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(DB::rows_affected(&revoked) == 1)
+        let revoked = DB::rows_affected(&revoked) == 1;
+        if revoked {
+            Self::append_audit(&mut *tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 }

@@ -1,4 +1,4 @@
-//! Persistence, split by aggregate: one focused trait per aggregate (API keys, plans, the webhook
+//! Persistence, split by aggregate: one focused trait per aggregate (API keys, the audit log, plans, the webhook
 //! inbox, the Stripe mirror, readers, grants, licences, gift links, gift subscriptions, teams,
 //! idempotency keys, the meter,
 //! signing keys, report inputs), each operation whole and owning its transaction, and [`Store`] composing
@@ -10,6 +10,7 @@
 //! comparisons behave identically; ids and times are made in Rust and bound, never by SQL.
 
 mod api_keys;
+mod audit;
 mod columns;
 mod connections;
 mod dialect;
@@ -37,6 +38,7 @@ use secrecy::ExposeSecret;
 use tollgate_macros::sql_bounds;
 
 pub use api_keys::{ApiKeyStore, RevokeOutcome};
+pub use audit::{AuditFilter, AuditStore};
 pub use dialect::Backend;
 use dialect::SqlStore;
 pub use error::{OpenError, StoreError};
@@ -61,6 +63,7 @@ use crate::config::Settings;
 #[async_trait]
 pub trait Store:
     ApiKeyStore
+    + AuditStore
     + PlanStore
     + EventStore
     + MirrorStore

@@ -10,8 +10,8 @@ use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
 use crate::domain::{
-    Entitlement, GiftOffer, Interval, Plan, PlanId, PlanSpec, Price, Recurring, StripePriceId,
-    Version,
+    AuditEntry, Entitlement, GiftOffer, Interval, Plan, PlanId, PlanSpec, Price, Recurring,
+    StripePriceId, Version,
 };
 
 /// What storing a plan did.
@@ -39,6 +39,7 @@ pub trait PlanStore: Send + Sync {
         id: &PlanId,
         spec: &PlanSpec,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<PlanWrite, StoreError>;
 
     /// The plan with this id, archived or not.
@@ -53,6 +54,7 @@ pub trait PlanStore: Send + Sync {
         &self,
         id: &PlanId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<Option<Plan>, StoreError>;
 
     /// What the mirror knows of the prices of one plan, or of every plan; prices Stripe has
@@ -241,6 +243,7 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
         id: &PlanId,
         spec: &PlanSpec,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<PlanWrite, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let every_price: Vec<StripePriceId> = spec
@@ -317,6 +320,7 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
                 .execute(&mut *tx)
                 .await?;
         }
+        Self::append_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         let plan = self.fetch_plans(id.as_str()).await?.pop().ok_or_else(|| {
             StoreError::Other(anyhow::anyhow!("plan {id} vanished after it was stored"))
@@ -340,12 +344,19 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
         &self,
         id: &PlanId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<Option<Plan>, StoreError> {
-        sqlx::query("UPDATE plans SET archived_at = $1 WHERE id = $2 AND archived_at IS NULL")
-            .bind(at.timestamp_millis())
-            .bind(id.as_str().to_owned())
-            .execute(&self.pool)
-            .await?;
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let archived =
+            sqlx::query("UPDATE plans SET archived_at = $1 WHERE id = $2 AND archived_at IS NULL")
+                .bind(at.timestamp_millis())
+                .bind(id.as_str().to_owned())
+                .execute(&mut *tx)
+                .await?;
+        if DB::rows_affected(&archived) == 1 {
+            Self::append_audit(&mut *tx, audit).await?;
+        }
+        tx.commit().await?;
         self.get_plan(id).await
     }
 

@@ -10,6 +10,7 @@ use tollgate_macros::sql_bounds;
 use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
+use crate::domain::AuditEntry;
 
 /// A token signing key tollgate generated and keeps in the database.
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ pub trait SigningKeyStore: Send + Sync {
         &self,
         key: &StoredSigningKey,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<Option<String>, StoreError>;
 }
 
@@ -123,6 +125,7 @@ impl<DB: Dialect> SigningKeyStore for SqlStore<DB> {
         &self,
         key: &StoredSigningKey,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<Option<String>, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let retired = sqlx::query_as::<DB, (String,)>(
@@ -145,6 +148,7 @@ impl<DB: Dialect> SigningKeyStore for SqlStore<DB> {
         .bind(key.created_at.timestamp_millis())
         .execute(&mut *tx)
         .await?;
+        Self::append_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         Ok(retired)
     }

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::config::{Settings, SigningAlgorithm};
-use crate::domain::MeterState;
+use crate::domain::{Actor, AuditEntry, MeterState};
 use crate::store::{Store, StoreError, StoredSigningKey};
 pub use keys::{KeyError, SigningKey, algorithm_name};
 
@@ -247,7 +247,7 @@ impl Tokens {
 
     /// Makes a new key the signing key from now on; the old one stays published until its
     /// tokens have expired. The new key's id and the retired one's.
-    pub async fn rotate(&self) -> Result<(String, Option<String>), TokenError> {
+    pub async fn rotate(&self, actor: &Actor) -> Result<(String, Option<String>), TokenError> {
         if self.inner.from_files {
             return Err(TokenError::ManagedByFiles);
         }
@@ -255,6 +255,7 @@ impl Tokens {
             self.inner.store.as_ref(),
             self.inner.clock.now(),
             self.inner.algorithm,
+            actor,
         )
         .await?;
         self.refresh().await?;
@@ -356,14 +357,24 @@ fn publish_window(entitlement_ttl: TimeDelta, article_ttl: TimeDelta) -> TimeDel
     entitlement_ttl.max(article_ttl) + REFRESH_DELTA + CLOCK_LEEWAY
 }
 
-/// Makes a new signing key current in the store; the new key's id and the retired one's.
+/// Makes a new signing key current in the store, on behalf of `actor`; the new key's id and the
+/// retired one's.
 pub async fn rotate(
     store: &dyn Store,
     now: DateTime<Utc>,
     algorithm: SigningAlgorithm,
+    actor: &Actor,
 ) -> Result<(String, Option<String>), TokenError> {
     let key = SigningKey::generate(algorithm)?;
-    let retired = store.rotate_signing_key(&key.to_stored(now)?, now).await?;
+    let stored = key.to_stored(now)?;
+    let audit = AuditEntry::new(
+        actor,
+        "signing_key.rotate",
+        format!("signing_key:{}", key.kid),
+        serde_json::json!({ "algorithm": stored.algorithm }),
+        now,
+    );
+    let retired = store.rotate_signing_key(&stored, now, &audit).await?;
     tracing::info!(kid = %key.kid, retired = ?retired, "signing key rotated");
     Ok((key.kid, retired))
 }

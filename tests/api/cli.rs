@@ -191,6 +191,24 @@ async fn keys_create_prints_only_the_key_and_the_key_opens_the_api() {
         .await
         .unwrap();
     assert_eq!(listed.status(), 200);
+    // The command line's write is on the record, as the command line's.
+    let audit: serde_json::Value = client
+        .get(format!("{}/v1/admin/audit-log", server.address))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &audit["items"][0];
+    assert_eq!(entry["action"], "key.create", "{audit}");
+    assert_eq!(entry["role"], "cli");
+    assert_eq!(entry["key_id"], serde_json::Value::Null);
+    assert!(
+        !audit.to_string().contains(&key[4..]),
+        "the audit log shows a secret"
+    );
     server.terminate().await;
 
     let output = tollgate(dir.path())

@@ -109,6 +109,20 @@ impl TestApp {
         .await
     }
 
+    /// A gift of a 12-month plan that `buyer`, a subscriber, bought now: its id and code.
+    async fn bought_gift(&self, buyer: &str) -> (String, String) {
+        self.giftable_plan_and_subscriber(buyer).await;
+        let now = self.clock.now().timestamp();
+        self.deliver_ok(&gift_completed("evt_gift", now, buyer, "digital"))
+            .await;
+        let id = self.gifts_of(buyer).await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let revealed: Value = self.reveal(&id, buyer).await.json().await.unwrap();
+        (id, revealed["code"].as_str().unwrap().to_owned())
+    }
+
     /// A plan that can be given for 12 months, and `buyer` subscribed to it.
     async fn giftable_plan_and_subscriber(&self, buyer: &str) {
         self.put_plan_with(
@@ -243,16 +257,7 @@ async fn a_subscriber_buys_a_gift_in_payment_mode_and_the_code_is_revealed_only_
 async fn concurrent_redemptions_of_one_code_make_one_grant() {
     let stripe = stripe().await;
     let app = stripe.app_with(SECRET_KEY, Some(configure)).await;
-    app.giftable_plan_and_subscriber("ana").await;
-    let now = app.clock.now().timestamp();
-    app.deliver_ok(&gift_completed("evt_gift", now, "ana", "digital"))
-        .await;
-    let id = app.gifts_of("ana").await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let revealed: Value = app.reveal(&id, "ana").await.json().await.unwrap();
-    let code = revealed["code"].as_str().unwrap().to_owned();
+    let (_, code) = app.bought_gift("ana").await;
 
     let statuses: Vec<u16> = join_all((0..12).map(|i| {
         let (app, code) = (&app, &code);
@@ -281,16 +286,7 @@ async fn concurrent_redemptions_of_one_code_make_one_grant() {
 async fn a_code_expires_unredeemed_and_bad_codes_are_refused() {
     let stripe = stripe().await;
     let app = stripe.app_with(SECRET_KEY, Some(configure)).await;
-    app.giftable_plan_and_subscriber("ana").await;
-    let now = app.clock.now().timestamp();
-    app.deliver_ok(&gift_completed("evt_gift", now, "ana", "digital"))
-        .await;
-    let id = app.gifts_of("ana").await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let revealed: Value = app.reveal(&id, "ana").await.json().await.unwrap();
-    let code = revealed["code"].as_str().unwrap().to_owned();
+    let (id, code) = app.bought_gift("ana").await;
 
     problem(
         app.redeem("gsc_nope", "ben").await,

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tollgate::clock::{Clock, ManualClock};
 use tollgate::config::Settings;
-use tollgate::domain::{KeyName, Role};
+use tollgate::domain::{Actor, KeyName, Role};
 use tollgate::services::keys::{KeyRequest, issue_key};
 use tollgate::startup::Application;
 use tollgate::store::Store;
@@ -81,35 +81,40 @@ impl TestDatabase {
         matches!(self, Self::Postgres { .. })
     }
 
-    /// Every stored key, straight from the table: its hash, and all its text cells joined.
-    pub async fn stored_keys(&self) -> Vec<(Vec<u8>, String)> {
-        const SQL: &str = "SELECT key_hash, id || name || role || hint || coalesce(created_by, '') \
-                           FROM api_keys ORDER BY id";
+    /// The rows `sql` reads, straight from the database, whichever backend it is.
+    async fn rows<T>(&self, sql: &'static str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
         match self {
             Self::Sqlite { url, .. } => {
                 let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+                sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
             }
             Self::Postgres { url, .. } => {
                 let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
+                sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap()
             }
         }
     }
 
+    /// Every stored key, straight from the table: its hash, and all its text cells joined.
+    pub async fn stored_keys(&self) -> Vec<(Vec<u8>, String)> {
+        self.rows(
+            "SELECT key_hash, id || name || role || hint || coalesce(created_by, '') \
+             FROM api_keys ORDER BY id",
+        )
+        .await
+    }
+
     /// The answers kept for idempotent replay, as text.
     pub async fn idempotent_bodies(&self) -> Vec<String> {
-        const SQL: &str = "SELECT body FROM idempotency_keys WHERE body IS NOT NULL";
-        let rows: Vec<(Vec<u8>,)> = match self {
-            Self::Sqlite { url, .. } => {
-                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
-            }
-            Self::Postgres { url, .. } => {
-                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query_as(SQL).fetch_all(&mut conn).await.unwrap()
-            }
-        };
+        let rows: Vec<(Vec<u8>,)> = self
+            .rows("SELECT body FROM idempotency_keys WHERE body IS NOT NULL")
+            .await;
         rows.into_iter()
             .map(|(body,)| String::from_utf8_lossy(&body).into_owned())
             .collect()
@@ -256,6 +261,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         &clock,
         KeyRequest::new(Role::Admin, KeyName::parse("test admin").unwrap()),
         None,
+        &Actor::cli(),
     )
     .await
     .unwrap();

@@ -180,6 +180,19 @@ async fn refusals_are_kept_and_server_errors_are_not() {
     assert!(replayed(&again));
     problem(again, 422, "invalid_body").await;
 
+    // A refusal is kept whole: its problem `code` is not the `code` a gift link's answer
+    // hides.
+    let gift = json!({ "reader_id": "nobody", "article_id": "a1" });
+    for _ in 0..2 {
+        problem(
+            app.post_idempotent(&app.admin_key, "/v1/gifts/articles", "gift-1", &gift)
+                .await,
+            409,
+            "giver_not_entitled",
+        )
+        .await;
+    }
+
     // Without Stripe, checkout answers 503: not kept, so a retry is served again.
     app.put_plan("digital", &["price_monthly"], &["articles"])
         .await;

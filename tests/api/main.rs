@@ -4,6 +4,7 @@
 
 mod access;
 mod access_matrix;
+mod audit;
 mod checkout;
 mod cli;
 mod fake_stripe;

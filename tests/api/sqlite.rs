@@ -32,9 +32,15 @@ async fn the_database_runs_in_wal_mode_and_the_log_is_truncated_by_periodic_chec
     for n in 0..50 {
         let name = KeyName::parse(&format!("key {n}")).unwrap();
         let request = KeyRequest::new(Role::Service, name);
-        issue_key(store.as_ref(), &SystemClock, request, None)
-            .await
-            .unwrap();
+        issue_key(
+            store.as_ref(),
+            &SystemClock,
+            request,
+            None,
+            &tollgate::domain::Actor::cli(),
+        )
+        .await
+        .unwrap();
     }
     let wal = dir.path().join("tollgate.db-wal");
     assert!(

@@ -17,7 +17,7 @@ use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
 use crate::domain::licence::{LicenceConflict, address_key, first_conflict};
 use crate::domain::report_inputs::{LicenceEntry, Openings};
-use crate::domain::{EmailDomain, Licence, LicenceId, LicenceSpec, ReaderId};
+use crate::domain::{AuditEntry, EmailDomain, Licence, LicenceId, LicenceSpec, ReaderId};
 
 /// A seat taken by e-mail domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,7 @@ pub trait LicenceStore: Send + Sync {
         licence: &Licence,
         created_by: Option<&str>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<LicenceWrite, StoreError>;
 
     /// Replaces what the licence `id` is, under the same rule as [`Self::create_licence`], and
@@ -76,11 +77,17 @@ pub trait LicenceStore: Send + Sync {
         id: &LicenceId,
         spec: &LicenceSpec,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<LicenceWrite, StoreError>;
 
     /// Deletes a licence from `at` on: its readers lose what it gave; its usage stays in the
     /// reports. `false` if there is no such licence.
-    async fn delete_licence(&self, id: &LicenceId, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn delete_licence(
+        &self,
+        id: &LicenceId,
+        at: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError>;
 
     /// One licence that was not deleted.
     async fn licence(&self, id: &LicenceId) -> Result<Option<Licence>, StoreError>;
@@ -122,6 +129,7 @@ pub trait LicenceStore: Send + Sync {
         id: &LicenceId,
         reader: &ReaderId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError>;
 
     /// Every licence ever made, deleted ones included, for the usage report.
@@ -161,6 +169,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
         licence: &Licence,
         created_by: Option<&str>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<LicenceWrite, StoreError> {
         let mut tx = self.begin_licence_write().await?;
         let others = Self::read_licences(&mut tx, Which::All).await?;
@@ -184,6 +193,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
         .await?;
         Self::write_licence_parts(&mut tx, licence.id.as_str(), spec).await?;
         let stored = Self::read_licences(&mut tx, Which::One(licence.id.as_str())).await?;
+        Self::append_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         stored
             .into_iter()
@@ -199,6 +209,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
         id: &LicenceId,
         spec: &LicenceSpec,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<LicenceWrite, StoreError> {
         let mut tx = self.begin_licence_write().await?;
         let mut all = Self::read_licences(&mut tx, Which::All).await?;
@@ -228,6 +239,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
         .await?;
         Self::write_licence_parts(&mut tx, id.as_str(), spec).await?;
         let stored = Self::read_licences(&mut tx, Which::One(id.as_str())).await?;
+        Self::append_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         Ok(stored
             .into_iter()
@@ -235,7 +247,12 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
             .map_or(LicenceWrite::NotFound, LicenceWrite::Written))
     }
 
-    async fn delete_licence(&self, id: &LicenceId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn delete_licence(
+        &self,
+        id: &LicenceId,
+        at: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_licence_write().await?;
         let deleted =
             sqlx::query("UPDATE licences SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
@@ -253,6 +270,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
             .bind(id.as_str().to_owned())
             .execute(&mut *tx)
             .await?;
+            Self::append_audit(&mut *tx, audit).await?;
         }
         tx.commit().await?;
         Ok(deleted)
@@ -391,6 +409,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
         id: &LicenceId,
         reader: &ReaderId,
         at: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let removed = sqlx::query(
@@ -408,6 +427,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
                 .bind(id.as_str().to_owned())
                 .execute(&mut *tx)
                 .await?;
+            Self::append_audit(&mut *tx, audit).await?;
         }
         tx.commit().await?;
         Ok(removed)
