@@ -11,12 +11,16 @@ prefixed_id!(
 );
 
 named_enum! {
-    /// Who acted: an admin API key, or the command line on the database's host.
+    /// Who acted: an API key of a role, or the command line on the database's host.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
     #[serde(rename_all = "snake_case")]
     pub enum ActorRole ("actor role") {
         /// An `admin` API key.
         Admin = "admin",
+        /// A `service` key (a site revealing a gift code to its buyer).
+        Service = "service",
+        /// A `finance` key.
+        Finance = "finance",
         /// `tollgate keys create`, `tollgate stripe sync` and the other commands.
         Cli = "cli",
     }
@@ -34,6 +38,19 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The key `key_id` of `role`, in the request `request_id`.
+    pub fn key(key_id: String, role: super::Role, request_id: Option<String>) -> Self {
+        Self {
+            key_id: Some(key_id),
+            role: match role {
+                super::Role::Admin => ActorRole::Admin,
+                super::Role::Service => ActorRole::Service,
+                super::Role::Finance => ActorRole::Finance,
+            },
+            request_id,
+        }
+    }
+
     /// The command line.
     pub fn cli() -> Self {
         Self {

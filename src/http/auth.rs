@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::domain::{Actor, ActorRole, ApiKey, ApiKeySecret, Role};
+use crate::domain::{Actor, ApiKey, ApiKeySecret, Role};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +64,13 @@ impl FromRequest for Acting {
             extensions
                 .get::<Caller>()
                 .map(|caller| {
-                    Acting(Actor {
-                        key_id: Some(caller.0.id.to_string()),
-                        role: ActorRole::Admin,
-                        request_id: extensions
+                    Acting(Actor::key(
+                        caller.0.id.to_string(),
+                        caller.0.role,
+                        extensions
                             .get::<tracing_actix_web::RequestId>()
                             .map(ToString::to_string),
-                    })
+                    ))
                 })
                 .ok_or(ApiError::MissingApiKey),
         )

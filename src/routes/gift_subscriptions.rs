@@ -8,7 +8,7 @@ use crate::domain::time::rfc3339;
 use crate::domain::{
     GiftSubscription, GiftSubscriptionId, GiftSubscriptionStatus, PlanId, ReaderId,
 };
-use crate::http::auth::Caller;
+use crate::http::auth::{Acting, Caller};
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
 use crate::http::paths::reader_id;
@@ -117,14 +117,14 @@ pub async fn list(
 #[tracing::instrument(skip_all)]
 pub async fn reveal(
     state: web::Data<AppState>,
-    caller: Caller,
+    acting: Acting,
     gift_id: web::Path<String>,
     body: ApiJson<Reveal>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
     let revealed = state
         .gift_subscriptions()
-        .reveal(&gift_id, &body.buyer, caller.0.id.as_str())
+        .reveal(&gift_id, &body.buyer, &acting.0)
         .await?;
     // A code is a bearer secret: no cache keeps it.
     Ok(HttpResponse::Ok()

@@ -6,8 +6,8 @@ use chrono::{DateTime, Months, TimeDelta, Utc};
 
 use crate::clock::Clock;
 use crate::domain::{
-    Change, CodeSealer, GiftSubscription, GiftSubscriptionId, GiftSubscriptionStatus, Grant,
-    IssuedCode, NewGrant, ReaderId, SubscriptionCode,
+    Actor, AuditEntry, Change, CodeSealer, GiftSubscription, GiftSubscriptionId,
+    GiftSubscriptionStatus, Grant, IssuedCode, NewGrant, ReaderId, SubscriptionCode,
 };
 use crate::services::ServiceError;
 use crate::services::access::EntitlementCache;
@@ -120,7 +120,7 @@ impl GiftSubscriptions<'_> {
         &self,
         raw_id: &str,
         buyer: &ReaderId,
-        by: &str,
+        actor: &Actor,
     ) -> Result<Revealed, ServiceError> {
         let not_found =
             || ServiceError::NotFound(format!("reader `{buyer}` bought no gift `{raw_id}`"));
@@ -152,7 +152,17 @@ impl GiftSubscriptions<'_> {
                     gift.id
                 ))
             })?;
-        tracing::info!(gift_subscription_id = %gift.id, api_key_id = by, "gift subscription code revealed");
+        // Who saw a code is on the record (the code itself never is).
+        self.store
+            .append_audit_entry(&AuditEntry::new(
+                actor,
+                "gift_subscription.reveal",
+                format!("gift_subscription:{}", gift.id),
+                serde_json::json!({ "buyer": buyer }),
+                self.clock.now(),
+            ))
+            .await?;
+        tracing::info!(gift_subscription_id = %gift.id, "gift subscription code revealed");
         Ok(Revealed { gift, code })
     }
 

@@ -118,7 +118,9 @@ impl Teams<'_> {
                 "reader `{reader}` holds no seat in the team of reader `{owner}`"
             )));
         }
-        self.access.cache().forget_reader(reader).await;
+        // The removed reader loses the seat, and a member who was over may take it: every
+        // cached reader is forgotten (removals are rare; the team's members are not known here).
+        self.access.cache().forget_all();
         tracing::info!(subscription_id = %owned.subscription.id, "team member removed");
         Ok(())
     }

@@ -109,22 +109,37 @@ impl<DB: Dialect> SqlStore<DB> {
         Ok(owned.is_some_and(|(id,)| id == owner.as_str()))
     }
 
-    /// Takes one more seat of the team, if fewer than `seats` are taken (the owner's included);
-    /// whether it could.
+    /// Takes one more seat of the team owned by `owner`, if fewer than `seats` are taken (the
+    /// owner's included); whether it could, and if not, why.
     async fn take_seat(
         conn: &mut DB::Connection,
         subscription: &str,
+        owner: &ReaderId,
         seats: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Seating, StoreError> {
         let taken = sqlx::query(
             "UPDATE teams SET members = members + 1 \
-             WHERE subscription_id = $1 AND members + 1 < $2",
+             WHERE subscription_id = $1 AND owner_id = $2 AND members + 1 < $3",
         )
         .bind(subscription.to_owned())
+        .bind(owner.as_str().to_owned())
         .bind(seats)
         .execute(&mut *conn)
         .await?;
-        Ok(DB::rows_affected(&taken) == 1)
+        if DB::rows_affected(&taken) == 1 {
+            return Ok(Seating::Seated);
+        }
+        // The row is locked by the update's attempt: who owns it now is settled.
+        let current = sqlx::query_as::<DB, (String,)>(
+            "SELECT owner_id FROM teams WHERE subscription_id = $1",
+        )
+        .bind(subscription.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(match current {
+            Some((id,)) if id == owner.as_str() => Seating::NoSeatsLeft,
+            _ => Seating::NotOwner,
+        })
     }
 }
 
@@ -157,12 +172,16 @@ impl<DB: Dialect> TeamStore for SqlStore<DB> {
             tx.rollback().await?;
             return Ok(Seating::AlreadyMember);
         }
-        if !Self::take_seat(&mut *tx, subscription, seats).await? {
-            tx.rollback().await?;
-            return Ok(Seating::NoSeatsLeft);
+        match Self::take_seat(&mut *tx, subscription, owner, seats).await? {
+            Seating::Seated => {
+                tx.commit().await?;
+                Ok(Seating::Seated)
+            }
+            refused => {
+                tx.rollback().await?;
+                Ok(refused)
+            }
         }
-        tx.commit().await?;
-        Ok(Seating::Seated)
     }
 
     async fn team_members(&self, subscription: &str) -> Result<Vec<TeamMember>, StoreError> {
@@ -190,24 +209,29 @@ impl<DB: Dialect> TeamStore for SqlStore<DB> {
         reader: &ReaderId,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        // The member's row first: of two removals of one member, the second waits on it and
+        // then deletes nothing, so the counter is decremented once.
+        let removed =
+            sqlx::query("DELETE FROM team_members WHERE subscription_id = $1 AND reader_id = $2")
+                .bind(subscription.to_owned())
+                .bind(reader.as_str().to_owned())
+                .execute(&mut *tx)
+                .await?;
+        if DB::rows_affected(&removed) == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let freed = sqlx::query(
-            "UPDATE teams SET members = members - 1 WHERE subscription_id = $1 AND owner_id = $2 \
-             AND EXISTS (SELECT 1 FROM team_members WHERE subscription_id = $1 AND reader_id = $3)",
+            "UPDATE teams SET members = members - 1 WHERE subscription_id = $1 AND owner_id = $2",
         )
         .bind(subscription.to_owned())
         .bind(owner.as_str().to_owned())
-        .bind(reader.as_str().to_owned())
         .execute(&mut *tx)
         .await?;
         if DB::rows_affected(&freed) == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("DELETE FROM team_members WHERE subscription_id = $1 AND reader_id = $2")
-            .bind(subscription.to_owned())
-            .bind(reader.as_str().to_owned())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -244,13 +268,13 @@ impl<DB: Dialect> TeamStore for SqlStore<DB> {
         .await?;
         let added_at = match place {
             Some((added_at,)) => added_at,
-            None => {
-                if !Self::take_seat(&mut *tx, subscription, seats).await? {
+            None => match Self::take_seat(&mut *tx, subscription, new_owner, seats).await? {
+                Seating::Seated => now.timestamp_millis(),
+                refused => {
                     tx.rollback().await?;
-                    return Ok(Seating::NoSeatsLeft);
+                    return Ok(refused);
                 }
-                now.timestamp_millis()
-            }
+            },
         };
         sqlx::query(
             "INSERT INTO team_members (subscription_id, reader_id, added_at) VALUES ($1, $2, $3)",

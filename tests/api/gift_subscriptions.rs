@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use reqwest::Response;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tollgate::clock::Clock;
 use tollgate::config::Settings;
 
@@ -54,8 +55,28 @@ async fn stripe() -> FakeStripe {
 
 /// The `checkout.session.completed` event of a paid gift of `plan` bought by `buyer`.
 fn gift_completed(event_id: &str, created: i64, buyer: &str, plan: &str) -> Vec<u8> {
+    gift_session_event(
+        "checkout.session.completed",
+        "paid",
+        event_id,
+        created,
+        buyer,
+        plan,
+    )
+}
+
+/// An event of type `kind` about a gift session whose payment is `payment_status`.
+fn gift_session_event(
+    kind: &str,
+    payment_status: &str,
+    event_id: &str,
+    created: i64,
+    buyer: &str,
+    plan: &str,
+) -> Vec<u8> {
     let mut event: Value = serde_json::from_slice(CHECKOUT_COMPLETED).unwrap();
     event["id"] = event_id.into();
+    event["type"] = kind.into();
     event["created"] = created.into();
     let session = &mut event["data"]["object"];
     session["id"] = SESSION.into();
@@ -67,7 +88,7 @@ fn gift_completed(event_id: &str, created: i64, buyer: &str, plan: &str) -> Vec<
     session["metadata"] = json!({ "reader_id": buyer, "gift_plan_id": plan, "gift_months": "12" });
     session["amount_subtotal"] = 9900.into();
     session["amount_total"] = 9900.into();
-    session["payment_status"] = "paid".into();
+    session["payment_status"] = payment_status.into();
     serde_json::to_vec(&event).unwrap()
 }
 
@@ -210,6 +231,31 @@ async fn a_subscriber_buys_a_gift_in_payment_mode_and_the_code_is_revealed_only_
     let again: Value = app.reveal(id, "ana").await.json().await.unwrap();
     assert_eq!(again["code"], code.as_str());
 
+    // At rest the code is sealed and hashed, never in clear.
+    let at_rest = app.db.gift_codes_at_rest().await;
+    let (sealed, hash) = &at_rest[0];
+    let sealed = sealed.as_ref().expect("sealed until redeemed");
+    let hex = &code[4..];
+    for stored in [sealed.as_slice(), hash.as_slice()] {
+        assert!(!stored.windows(hex.len()).any(|w| w == hex.as_bytes()));
+    }
+    assert_eq!(hash.as_slice(), Sha256::digest(code.as_bytes()).as_slice());
+    // Each reveal is on the record, without the code.
+    let reveals = app
+        .get_json(
+            "/v1/admin/audit-log?action=gift_subscription.reveal",
+            Some(&app.admin_key),
+        )
+        .await;
+    let reveals = reveals["items"].as_array().unwrap();
+    assert_eq!(reveals.len(), 2);
+    assert_eq!(
+        reveals[0]["target"],
+        format!("gift_subscription:{id}").as_str()
+    );
+    assert_eq!(reveals[0]["changes"]["buyer"], "ana");
+    assert!(!Value::from(reveals.clone()).to_string().contains(hex));
+
     // Redeemed: a grant of the plan for twelve months, shown as a gift.
     let redeemed = app.redeem(&code, "cy").await;
     assert_eq!(redeemed.status(), 201);
@@ -248,8 +294,9 @@ async fn a_subscriber_buys_a_gift_in_payment_mode_and_the_code_is_revealed_only_
         "giver_not_entitled",
     )
     .await;
-    // The code never reached a log line.
-    assert!(!app.captured_logs().contains(&code));
+    // Once redeemed, only the hash is kept; the code never reached a log line.
+    assert_eq!(app.db.gift_codes_at_rest().await[0].0, None);
+    assert!(!app.captured_logs().contains(&code[4..]));
     stripe.stop().await;
 }
 
@@ -468,5 +515,54 @@ async fn a_gifts_payment_is_the_plans_revenue_and_never_mrr() {
         )
         .await;
     assert_eq!(mrr["rows"][0]["mrr"], 999, "{mrr}");
+    stripe.stop().await;
+}
+
+#[tokio::test]
+async fn a_gift_paid_later_or_free_is_recorded_when_it_is_settled() {
+    let stripe = stripe().await;
+    let app = stripe.app_with(SECRET_KEY, Some(configure)).await;
+    app.giftable_plan_and_subscriber("ana").await;
+    let now = app.clock.now().timestamp();
+    // A bank transfer: the session completes unpaid, and nothing is given yet ...
+    let unpaid = gift_session_event(
+        "checkout.session.completed",
+        "unpaid",
+        "evt_done",
+        now,
+        "ana",
+        "digital",
+    );
+    app.deliver_ok(&unpaid).await;
+    assert!(app.gifts_of("ana").await.is_empty());
+    // ... until the payment succeeds.
+    let paid = gift_session_event(
+        "checkout.session.async_payment_succeeded",
+        "paid",
+        "evt_paid",
+        now + 3_600,
+        "ana",
+        "digital",
+    );
+    app.deliver_ok(&paid).await;
+    assert_eq!(app.stored_event("evt_paid").await["status"], "applied");
+    assert_eq!(app.gifts_of("ana").await.len(), 1);
+
+    // A 100 % promotion code: nothing to pay, and the gift is given.
+    let mut free: Value = serde_json::from_slice(&gift_session_event(
+        "checkout.session.completed",
+        "no_payment_required",
+        "evt_free",
+        now,
+        "ben",
+        "digital",
+    ))
+    .unwrap();
+    free["data"]["object"]["id"] = "cs_test_a1TPeerGiftSessionFree01".into();
+    free["data"]["object"]["amount_total"] = 0.into();
+    app.deliver_ok(&serde_json::to_vec(&free).unwrap()).await;
+    let given = app.gifts_of("ben").await;
+    assert_eq!(given.len(), 1);
+    assert_eq!(given[0]["amount_total"], 0);
     stripe.stop().await;
 }

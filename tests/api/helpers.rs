@@ -110,6 +110,12 @@ impl TestDatabase {
         .await
     }
 
+    /// Each gift subscription's code as it is stored: sealed (until redeemed) and hashed.
+    pub async fn gift_codes_at_rest(&self) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+        self.rows("SELECT code_sealed, code_hash FROM gift_subscriptions ORDER BY id")
+            .await
+    }
+
     /// The answers kept for idempotent replay, as text.
     pub async fn idempotent_bodies(&self) -> Vec<String> {
         let rows: Vec<(Vec<u8>,)> = self

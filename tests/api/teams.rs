@@ -242,8 +242,13 @@ async fn a_lower_quantity_puts_the_members_added_last_over_and_they_hold_nothing
     assert!(app.entitlements("cy").await.is_empty());
     problem(app.add_seat("ana", "dan").await, 409, "no_seats_left").await;
 
-    // Ben leaves: Cy has a seat again.
+    // Cy is refused while over (and that answer is cached) ...
+    assert_ne!(app.read("cy", "2026/12/teams").await["reason"], "entitled");
+    // ... Ben leaves: Cy has a seat again, at once.
     assert_eq!(app.remove_seat("ana", "ben").await.status(), 204);
+    let decision = app.read("cy", "2026/12/teams-2").await;
+    assert_eq!(decision["granted"], true, "{decision}");
+    assert_eq!(decision["meter"], Value::Null, "{decision}");
     assert_eq!(
         seated(&app.team("ana").await),
         [entry("ana", "owner", false), entry("cy", "member", false)]
@@ -338,4 +343,33 @@ async fn seats_are_refused_on_plans_not_sold_by_the_seat_and_bodies_are_checked(
         assert_eq!(response.status(), 422, "{body}");
     }
     assert_eq!(app.team("ana").await["used"], 1);
+}
+
+#[tokio::test]
+async fn concurrent_removals_of_one_member_free_one_seat() {
+    let app = spawn_app().await;
+    app.team_subscription("ana", 3, "active", "customer.subscription.created")
+        .await;
+    assert_eq!(app.add_seat("ana", "ben").await.status(), 201);
+    assert_eq!(app.add_seat("ana", "cy").await.status(), 201);
+    let statuses: Vec<u16> = join_all((0..8).map(|_| {
+        let app = &app;
+        async move { app.remove_seat("ana", "ben").await.status().as_u16() }
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 404).count(),
+        7,
+        "{statuses:?}"
+    );
+    // One seat was freed, not eight: one more member fits, and no other.
+    assert_eq!(app.team("ana").await["used"], 2);
+    assert_eq!(app.add_seat("ana", "dan").await.status(), 201);
+    problem(app.add_seat("ana", "eve").await, 409, "no_seats_left").await;
+    assert_eq!(app.team("ana").await["used"], 3);
 }

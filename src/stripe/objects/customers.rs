@@ -33,8 +33,13 @@ pub(super) fn checkout_changes(session: &Value, created: i64) -> Vec<Change> {
 
 /// A paid gift: a payment-mode session whose metadata names the plan given and the buyer.
 fn gift_purchase(session: &Value, created: i64) -> Option<GiftPurchase> {
+    // Paid, or nothing to pay (a 100 % promotion code). A delayed payment method completes the
+    // session `unpaid`; its `checkout.session.async_payment_succeeded` records the gift.
     if text(session, "/mode").as_deref() != Some("payment")
-        || text(session, "/payment_status").as_deref() != Some("paid")
+        || !matches!(
+            text(session, "/payment_status").as_deref(),
+            Some("paid" | "no_payment_required")
+        )
     {
         return None;
     }

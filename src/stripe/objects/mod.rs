@@ -27,8 +27,9 @@ use fields::{int, text};
 use subscriptions::item_prices;
 
 /// The event types tollgate applies; every other type is stored and acknowledged only.
-pub const APPLIED_TYPES: [&str; 22] = [
+pub const APPLIED_TYPES: [&str; 23] = [
     "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",
@@ -69,7 +70,9 @@ pub fn changes(kind: &str, event: &Value) -> Result<Vec<Change>, ObjectError> {
         source: text(event, "/id").ok_or(ObjectError::Missing("id"))?,
     };
     Ok(match kind {
-        "checkout.session.completed" => checkout_changes(object, version.created),
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            checkout_changes(object, version.created)
+        }
         k if k.starts_with("customer.subscription.") => {
             let (subscription, reader_id) = subscription(object, version.clone())?;
             let mut changes = vec![Change::Subscription {
