@@ -770,6 +770,15 @@ impl TestApp {
             .collect()
     }
 
+    /// How many of `readers` hold any entitlement now.
+    pub async fn entitled_among(&self, readers: &[String]) -> usize {
+        let mut entitled = 0;
+        for reader in readers {
+            entitled += usize::from(!self.entitlements(reader).await.is_empty());
+        }
+        entitled
+    }
+
     /// Delivers a signed event, which must be acknowledged with 200.
     pub async fn deliver_ok(&self, body: &[u8]) {
         let response = self.deliver(body).await;
