@@ -25,6 +25,7 @@ use crate::services::idempotency;
 use crate::services::keys::KeyCache;
 use crate::services::limits::RateLimits;
 use crate::services::mirror::{Mirror, RetryPolicy};
+use crate::services::outbound::{DispatchMetrics, Dispatcher, EntitlementWatcher};
 use crate::store::{self, Store};
 use crate::stripe::client::StripeClient;
 use crate::tokens::Tokens;
@@ -40,6 +41,8 @@ pub struct Application {
     mirror: Mirror,
     tokens: Tokens,
     metrics: prometheus::Registry,
+    dispatcher: Dispatcher,
+    watcher: EntitlementWatcher,
 }
 
 impl Application {
@@ -108,6 +111,20 @@ impl Application {
             tokens.clone(),
             Arc::clone(&limits),
         );
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            &settings,
+            DispatchMetrics::register(&registry)
+                .map_err(|e| anyhow::anyhow!("registering webhook delivery metrics: {e}"))?,
+        )
+        .context("configuring webhook deliveries")?;
+        let watcher = EntitlementWatcher::new(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            settings.billing().past_due_grace,
+            settings.webhook_dispatch_interval,
+        );
         let in_flight = InFlight::default();
         let purge_clock = Arc::clone(&clock);
         let state = web::Data::new(AppState {
@@ -142,6 +159,8 @@ impl Application {
             mirror,
             tokens,
             metrics: registry,
+            dispatcher,
+            watcher,
         })
     }
 
@@ -166,6 +185,8 @@ impl Application {
         let retries = self.mirror.spawn_retry_task();
         let key_refresh = self.tokens.spawn_refresh_task();
         let purge = idempotency::spawn_purge_task(Arc::clone(&self.store), Arc::clone(&self.clock));
+        let dispatcher = self.dispatcher.spawn();
+        let watcher = self.watcher.spawn();
         let handle = self.server.handle();
         let (in_flight, within) = (self.in_flight.clone(), self.shutdown_timeout);
         let signals = tokio::spawn(async move {
@@ -189,6 +210,8 @@ impl Application {
         retries.abort();
         key_refresh.abort();
         purge.abort();
+        dispatcher.abort();
+        watcher.abort();
         self.store.close().await;
         tracing::info!("stopped");
         result

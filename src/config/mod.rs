@@ -182,6 +182,34 @@ pub struct Settings {
     /// `0s` reads the key on every request.
     #[serde(with = "humantime_serde")]
     pub api_key_cache_ttl: Duration,
+    /// When not empty, the only hosts webhook endpoints may name (exact host names or IP
+    /// addresses). In the environment, comma-separated.
+    #[serde(deserialize_with = "deserialize_list")]
+    pub webhook_allowed_hosts: Vec<String>,
+    /// Whether webhook endpoints may use `http`, for development.
+    pub allow_insecure_webhook_urls: bool,
+    /// Whether webhook endpoints may point at addresses that are not public (loopback, private,
+    /// link-local ...), for development and tests.
+    pub allow_private_webhook_targets: bool,
+    /// How long an endpoint's previous secret keeps signing after a rotation.
+    #[serde(with = "humantime_serde")]
+    pub webhook_secret_overlap: Duration,
+    /// How long one delivery attempt may take, answer included.
+    #[serde(with = "humantime_serde")]
+    pub webhook_delivery_timeout: Duration,
+    /// The wait after a delivery's first failed attempt; it doubles with each attempt, up to an
+    /// hour.
+    #[serde(with = "humantime_serde")]
+    pub webhook_delivery_backoff: Duration,
+    /// How long a delivery is retried before it is given up as failed.
+    #[serde(with = "humantime_serde")]
+    pub webhook_delivery_retry_for: Duration,
+    /// An endpoint whose every delivery failed for this long is disabled.
+    #[serde(with = "humantime_serde")]
+    pub webhook_disable_after: Duration,
+    /// How often the dispatcher and the entitlement watcher look for due work.
+    #[serde(with = "humantime_serde")]
+    pub webhook_dispatch_interval: Duration,
 }
 
 impl Default for Settings {
@@ -237,6 +265,15 @@ impl Default for Settings {
             gift_code_key: None,
             gift_code_validity: Duration::from_secs(365 * 24 * 3600),
             gift_giver_sources: vec![SourceKind::Subscription, SourceKind::Grant],
+            webhook_allowed_hosts: Vec::new(),
+            allow_insecure_webhook_urls: false,
+            allow_private_webhook_targets: false,
+            webhook_secret_overlap: Duration::from_secs(24 * 3600),
+            webhook_delivery_timeout: Duration::from_secs(10),
+            webhook_delivery_backoff: Duration::from_secs(10),
+            webhook_delivery_retry_for: Duration::from_secs(3 * 24 * 3600),
+            webhook_disable_after: Duration::from_secs(5 * 24 * 3600),
+            webhook_dispatch_interval: Duration::from_secs(1),
         }
     }
 }

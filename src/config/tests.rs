@@ -314,6 +314,19 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
         r#"["subscription", "licence"]"#,
         "subscription,licence",
     ),
+    (
+        "webhook_allowed_hosts",
+        r#"["hooks.example.com", "127.0.0.1"]"#,
+        "hooks.example.com,127.0.0.1",
+    ),
+    ("allow_insecure_webhook_urls", "true", "true"),
+    ("allow_private_webhook_targets", "true", "true"),
+    ("webhook_secret_overlap", r#""1h""#, "1h"),
+    ("webhook_delivery_timeout", r#""5s""#, "5s"),
+    ("webhook_delivery_backoff", r#""1s""#, "1s"),
+    ("webhook_delivery_retry_for", r#""1d""#, "1d"),
+    ("webhook_disable_after", r#""2d""#, "2d"),
+    ("webhook_dispatch_interval", r#""200ms""#, "200ms"),
 ];
 
 /// The TOML keys of the settings table in docs/configuration.md.

@@ -111,7 +111,7 @@ impl Settings {
     }
 
     /// Every duration setting by key, with why zero is refused where it is.
-    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 18] {
+    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 24] {
         const PERIOD: WhyNotZero = Some("it is the period of a recurring task");
         const TOKEN: WhyNotZero = Some("every token would have expired when it is issued");
         [
@@ -168,6 +168,32 @@ impl Settings {
                 "gift_code_validity",
                 self.gift_code_validity,
                 Some("every gift subscription code would have expired when it is bought"),
+            ),
+            ("webhook_secret_overlap", self.webhook_secret_overlap, None),
+            (
+                "webhook_delivery_timeout",
+                self.webhook_delivery_timeout,
+                Some("every delivery would time out"),
+            ),
+            (
+                "webhook_delivery_backoff",
+                self.webhook_delivery_backoff,
+                Some("a failing endpoint would be retried without pause"),
+            ),
+            (
+                "webhook_delivery_retry_for",
+                self.webhook_delivery_retry_for,
+                None,
+            ),
+            (
+                "webhook_disable_after",
+                self.webhook_disable_after,
+                Some("an endpoint would be disabled at its first failure"),
+            ),
+            (
+                "webhook_dispatch_interval",
+                self.webhook_dispatch_interval,
+                PERIOD,
             ),
         ]
     }

@@ -212,6 +212,7 @@ pub mod grace;
 pub mod idempotency;
 pub mod licence;
 pub mod meter;
+pub mod outbound;
 pub mod plan;
 pub mod price;
 pub mod reader;
@@ -221,6 +222,7 @@ pub mod subscription;
 pub mod team;
 pub mod time;
 pub mod webhook_event;
+pub mod webhook_url;
 
 pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
 pub use audit::{Actor, ActorRole, AuditEntry, AuditId};
@@ -239,6 +241,10 @@ pub use licence::{
 pub use meter::{
     ArticleId, Audience, MeterPolicy, MeterState, MeterSubject, Period, Usage, Window,
 };
+pub use outbound::{
+    ChangeCause, DeliveryBackoff, DeliveryId, DeliveryStatus, EndpointId, EndpointSecret,
+    EventKind, OutboundEvent, OutboundEventId,
+};
 pub use plan::{Entitlement, GiftOffer, InvalidPlan, Plan, PlanId, PlanSpec, StripePriceId};
 pub use price::{Interval, Price, Recurring};
 pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
@@ -247,3 +253,4 @@ pub use report_inputs::{History, InvoiceDay, PaidInvoice, RefundDay, Snapshot};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
 pub use team::{SeatRole, TeamSeat, Teams};
 pub use webhook_event::{EventStatus, EventType, NewWebhookEvent, StripeEventId, WebhookEvent};
+pub use webhook_url::{InvalidWebhookUrl, TargetRules};

@@ -17,6 +17,7 @@ use crate::services::keys::{KeyCache, Keys};
 use crate::services::licences::Licences;
 use crate::services::limits::RateLimits;
 use crate::services::mirror::Mirror;
+use crate::services::outbound::WebhookEndpoints;
 use crate::services::plans::Plans;
 use crate::services::readers::Readers;
 use crate::services::reconcile::Reconcile;
@@ -106,6 +107,15 @@ impl AppState {
             clock: self.clock.as_ref(),
             codes: &self.gift_codes,
             cache: self.access.cache(),
+        }
+    }
+
+    /// The webhook endpoint operations.
+    pub fn webhook_endpoints(&self) -> WebhookEndpoints<'_> {
+        WebhookEndpoints {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            settings: &self.settings,
         }
     }
 

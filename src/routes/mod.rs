@@ -14,6 +14,7 @@ mod plans;
 mod readers;
 mod reports;
 mod teams;
+mod webhook_endpoints;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -143,6 +144,63 @@ fn table() -> Vec<ApiRoute> {
             "/v1/admin/audit-log",
             Access::ADMIN,
             web::route().to(audit::list),
+        ),
+        creating(
+            &["secret"],
+            route(
+                Method::POST,
+                "/v1/webhook-endpoints",
+                Access::ADMIN,
+                web::route().to(webhook_endpoints::create),
+            ),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::list),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints/{endpoint_id}",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::get),
+        ),
+        route(
+            Method::PATCH,
+            "/v1/webhook-endpoints/{endpoint_id}",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::update),
+        ),
+        route(
+            Method::DELETE,
+            "/v1/webhook-endpoints/{endpoint_id}",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::delete),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::rotate_secret),
+        ),
+        route(
+            Method::GET,
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::deliveries),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::retry),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhook-endpoints/{endpoint_id}/replay",
+            Access::ADMIN,
+            web::route().to(webhook_endpoints::replay),
         ),
         route(
             Method::POST,

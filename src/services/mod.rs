@@ -13,6 +13,7 @@ pub mod keys;
 pub mod licences;
 pub mod limits;
 pub mod mirror;
+pub mod outbound;
 pub mod plans;
 pub mod readers;
 pub mod reconcile;

@@ -111,7 +111,7 @@ impl Teams<'_> {
         let owned = self.owned(owner).await?;
         if !self
             .store
-            .unseat_member(&owned.subscription.id, owner, reader)
+            .unseat_member(&owned.subscription.id, owner, reader, self.clock.now())
             .await?
         {
             return Err(ServiceError::NotFound(format!(

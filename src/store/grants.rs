@@ -8,7 +8,9 @@ use tollgate_macros::sql_bounds;
 use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
-use crate::domain::{AuditEntry, Entitlement, Grant, GrantId, NewGrant, ReaderId};
+use crate::domain::{
+    AuditEntry, ChangeCause, Entitlement, Grant, GrantId, NewGrant, OutboundEvent, ReaderId,
+};
 
 /// Writing grants; a reader's grants are read with the reader ([`super::ReaderStore`]).
 #[async_trait]
@@ -98,7 +100,7 @@ impl<DB: Dialect> SqlStore<DB> {
                 .execute(&mut *conn)
                 .await?;
         }
-        Ok(Grant {
+        let stored = Grant {
             id: grant.id.clone(),
             reader_id: grant.reader_id.clone(),
             entitlements: grant.entitlements.clone(),
@@ -107,7 +109,15 @@ impl<DB: Dialect> SqlStore<DB> {
             created_at: instant(grant.created_at.timestamp_millis())?,
             created_by: grant.created_by.clone(),
             gift_subscription: grant.gift_subscription.clone(),
-        })
+        };
+        Self::emit(conn, &OutboundEvent::grant_created(&stored)).await?;
+        let cause = if stored.gift_subscription.is_some() {
+            ChangeCause::Gift
+        } else {
+            ChangeCause::Grant
+        };
+        Self::mark_reader(conn, stored.reader_id.as_str(), cause, stored.created_at).await?;
+        Ok(stored)
     }
 
     /// A reader's grants that were not revoked, by id.
@@ -171,6 +181,8 @@ impl<DB: Dialect> GrantStore for SqlStore<DB> {
         let revoked = DB::rows_affected(&revoked) == 1;
         if revoked {
             Self::append_audit(&mut *tx, audit).await?;
+            Self::emit(&mut tx, &OutboundEvent::grant_revoked(reader, id, at)).await?;
+            Self::mark_reader(&mut tx, reader.as_str(), ChangeCause::Grant, at).await?;
         }
         tx.commit().await?;
         Ok(revoked)

@@ -1,7 +1,7 @@
 //! Persistence, split by aggregate: one focused trait per aggregate (API keys, the audit log, plans, the webhook
 //! inbox, the Stripe mirror, readers, grants, licences, gift links, gift subscriptions, teams,
 //! idempotency keys, the meter,
-//! signing keys, report inputs), each operation whole and owning its transaction, and [`Store`] composing
+//! signing keys, report inputs, webhook endpoints and their deliveries, the entitlement watcher), each operation whole and owning its transaction, and [`Store`] composing
 //! them. One SQL implementation serves SQLite and PostgreSQL, chosen at runtime from the database
 //! URL's scheme; what differs between the two lives in `sqlite.rs` and `postgres.rs` behind
 //! `Dialect`.
@@ -22,6 +22,7 @@ mod idempotency;
 mod licences;
 mod meter;
 mod mirror;
+mod outbound;
 mod plans;
 mod postgres;
 mod readers;
@@ -50,6 +51,11 @@ pub use licences::{LicenceMember, LicenceStore, LicenceWrite, SeatClaim};
 use meter::MeterDialect;
 pub use meter::{MergeReport, MeterStore, Unlock, UnlockOutcome, UnlockRequest, lock_shard};
 pub use mirror::{ApplyOutcome, ApplyReport, MirrorStore};
+pub use outbound::{
+    Announcement, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStore,
+    Endpoint, EndpointPatch, EndpointStore, EntitlementCheck, EntitlementWatchStore, NewEndpoint,
+    QueueStats,
+};
 pub use plans::{PlanStore, PlanWrite};
 pub use readers::{CustomerLink, ReaderRecord, ReaderStore};
 pub use report_inputs::ReportStore;
@@ -77,6 +83,9 @@ pub trait Store:
     + MeterStore
     + SigningKeyStore
     + ReportStore
+    + EndpointStore
+    + DeliveryStore
+    + EntitlementWatchStore
     + Send
     + Sync
     + 'static

@@ -278,6 +278,8 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
         .bind(spec.gift.as_ref().map(|gift| i64::from(gift.months)))
         .execute(&mut *tx)
         .await?;
+        // Subscribers by the plan's prices before and after the change hold something else now.
+        Self::mark_plan_readers(&mut tx, id.as_str(), at).await?;
         for sql in [
             "DELETE FROM plan_prices WHERE plan_id = $1",
             "DELETE FROM plan_entitlements WHERE plan_id = $1",
@@ -320,6 +322,7 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
                 .execute(&mut *tx)
                 .await?;
         }
+        Self::mark_plan_readers(&mut tx, id.as_str(), at).await?;
         Self::append_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         let plan = self.fetch_plans(id.as_str()).await?.pop().ok_or_else(|| {

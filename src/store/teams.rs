@@ -13,7 +13,7 @@ use tollgate_macros::sql_bounds;
 use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
-use crate::domain::ReaderId;
+use crate::domain::{ChangeCause, ReaderId};
 
 /// A member of a team (the owner aside).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,7 @@ pub trait TeamStore: Send + Sync {
         subscription: &str,
         owner: &ReaderId,
         reader: &ReaderId,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
     /// Hands the team of `subscription` from `owner` to `new_owner`. `owner` keeps a seat as a
@@ -174,6 +175,7 @@ impl<DB: Dialect> TeamStore for SqlStore<DB> {
         }
         match Self::take_seat(&mut *tx, subscription, owner, seats).await? {
             Seating::Seated => {
+                Self::mark_reader(&mut tx, reader.as_str(), ChangeCause::Seat, now).await?;
                 tx.commit().await?;
                 Ok(Seating::Seated)
             }
@@ -207,6 +209,7 @@ impl<DB: Dialect> TeamStore for SqlStore<DB> {
         subscription: &str,
         owner: &ReaderId,
         reader: &ReaderId,
+        now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         // The member's row first: of two removals of one member, the second waits on it and
@@ -232,6 +235,9 @@ impl<DB: Dialect> TeamStore for SqlStore<DB> {
             tx.rollback().await?;
             return Ok(false);
         }
+        // The freed seat may let a member who was over in.
+        Self::mark_reader(&mut tx, reader.as_str(), ChangeCause::Seat, now).await?;
+        Self::mark_subscription_readers(&mut tx, subscription, ChangeCause::Seat, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -284,6 +290,7 @@ impl<DB: Dialect> TeamStore for SqlStore<DB> {
         .bind(added_at)
         .execute(&mut *tx)
         .await?;
+        Self::mark_subscription_readers(&mut tx, subscription, ChangeCause::Seat, now).await?;
         tx.commit().await?;
         Ok(Seating::Seated)
     }

@@ -108,6 +108,25 @@ async fn every_admin_write_route_records_one_entry_with_its_key_and_request() {
         )
         .await;
     assert_eq!(claimed.status(), 201);
+    let endpoint: Value = app
+        .send(
+            Method::POST,
+            "/v1/webhook-endpoints",
+            Some(json!({ "url": "http://127.0.0.1:9/hooks", "event_types": ["grant.created"] })),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+    app.grant("cleo", &["articles"]).await;
+    let deliveries: Value = app
+        .get_json(
+            &format!("/v1/webhook-endpoints/{endpoint_id}/deliveries"),
+            Some(&app.admin_key),
+        )
+        .await;
+    let delivery_id = deliveries["items"][0]["id"].as_str().unwrap().to_owned();
     app.deliver_ok(LEGACY_CREATED).await;
     let event: Value = serde_json::from_slice(LEGACY_CREATED).unwrap();
     let event_id = event["id"].as_str().unwrap().to_owned();
@@ -205,6 +224,50 @@ async fn every_admin_write_route_records_one_entry_with_its_key_and_request() {
         ),
         write(
             Method::POST,
+            "/v1/webhook-endpoints",
+            "/v1/webhook-endpoints",
+            Some(
+                json!({ "url": "http://127.0.0.1:9/other", "event_types": ["*"], "description": "crm" }),
+            ),
+            "webhook_endpoint.create",
+        ),
+        write(
+            Method::PATCH,
+            "/v1/webhook-endpoints/{endpoint_id}",
+            &format!("/v1/webhook-endpoints/{endpoint_id}"),
+            Some(json!({ "description": "newsletters" })),
+            "webhook_endpoint.update",
+        ),
+        write(
+            Method::POST,
+            "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+            &format!("/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+            None,
+            "webhook_endpoint.rotate_secret",
+        ),
+        write(
+            Method::POST,
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry",
+            &format!("/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"),
+            None,
+            "webhook_delivery.retry",
+        ),
+        write(
+            Method::POST,
+            "/v1/webhook-endpoints/{endpoint_id}/replay",
+            &format!("/v1/webhook-endpoints/{endpoint_id}/replay"),
+            Some(json!({ "from": "2020-01-01T00:00:00Z", "to": "2020-01-31T00:00:00Z" })),
+            "webhook_endpoint.replay",
+        ),
+        write(
+            Method::DELETE,
+            "/v1/webhook-endpoints/{endpoint_id}",
+            &format!("/v1/webhook-endpoints/{endpoint_id}"),
+            None,
+            "webhook_endpoint.delete",
+        ),
+        write(
+            Method::POST,
             "/v1/admin/stripe/sync",
             "/v1/admin/stripe/sync",
             None,
@@ -264,6 +327,15 @@ async fn every_admin_write_route_records_one_entry_with_its_key_and_request() {
             let secret: Value = serde_json::from_str(&answer).unwrap();
             assert!(!entry.to_string().contains(secret["key"].as_str().unwrap()));
             assert_eq!(entry["changes"]["role"], "finance");
+        }
+        if matches!(
+            w.action,
+            "webhook_endpoint.create" | "webhook_endpoint.rotate_secret"
+        ) {
+            let shown: Value = serde_json::from_str(&answer).unwrap();
+            let secret = shown["secret"].as_str().unwrap();
+            assert!(secret.starts_with("whsec_"));
+            assert!(!entry.to_string().contains(secret));
         }
     }
     stripe.stop().await;

@@ -17,7 +17,9 @@ use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
 use crate::domain::licence::{LicenceConflict, address_key, first_conflict};
 use crate::domain::report_inputs::{LicenceEntry, Openings};
-use crate::domain::{AuditEntry, EmailDomain, Licence, LicenceId, LicenceSpec, ReaderId};
+use crate::domain::{
+    AuditEntry, ChangeCause, EmailDomain, Licence, LicenceId, LicenceSpec, ReaderId,
+};
 
 /// A seat taken by e-mail domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +242,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
         Self::write_licence_parts(&mut tx, id.as_str(), spec).await?;
         let stored = Self::read_licences(&mut tx, Which::One(id.as_str())).await?;
         Self::append_audit(&mut *tx, audit).await?;
+        Self::mark_licence_readers(&mut tx, id.as_str(), now).await?;
         tx.commit().await?;
         Ok(stored
             .into_iter()
@@ -271,6 +274,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
             .execute(&mut *tx)
             .await?;
             Self::append_audit(&mut *tx, audit).await?;
+            Self::mark_licence_readers(&mut tx, id.as_str(), at).await?;
         }
         tx.commit().await?;
         Ok(deleted)
@@ -381,6 +385,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
             tx.rollback().await?;
             return Ok(SeatClaim::NoSeatsLeft);
         }
+        Self::mark_reader(&mut tx, reader.as_str(), ChangeCause::Licence, now).await?;
         tx.commit().await?;
         Ok(SeatClaim::Enrolled)
     }
@@ -428,6 +433,7 @@ impl<DB: Dialect> LicenceStore for SqlStore<DB> {
                 .execute(&mut *tx)
                 .await?;
             Self::append_audit(&mut *tx, audit).await?;
+            Self::mark_reader(&mut tx, reader.as_str(), ChangeCause::Licence, at).await?;
         }
         tx.commit().await?;
         Ok(removed)

@@ -7,7 +7,9 @@ use tollgate_macros::sql_bounds;
 
 use super::ApplyReport;
 use crate::domain::subscription::supersedes;
-use crate::domain::{Invoice, InvoicePayment, Refund, Version};
+use crate::domain::{
+    EventKind, Invoice, InvoicePayment, InvoiceStatus, OutboundEvent, Refund, Version,
+};
 use crate::store::columns::{fingerprint, secs};
 use crate::store::dialect::{Dialect, SqlStore};
 use crate::store::error::StoreError;
@@ -109,6 +111,13 @@ impl<DB: Dialect> SqlStore<DB> {
         .bind(invoice.main_price().map(|p| p.as_str().to_owned()))
         .execute(&mut *conn)
         .await?;
+        let paid_now = invoice.status == InvoiceStatus::Paid
+            && stored
+                .as_ref()
+                .is_none_or(|(status, _)| *status != InvoiceStatus::Paid);
+        if paid_now {
+            Self::announce_invoice(conn, EventKind::InvoicePaid, invoice, at).await?;
+        }
         if confirms {
             return Ok(());
         }
@@ -254,6 +263,7 @@ impl<DB: Dialect> SqlStore<DB> {
         let aggregate = charge
             .as_deref()
             .is_some_and(|c| refund.id == Refund::aggregate_id(c));
+        let mut replaces_total = false;
         if aggregate {
             // A charge's total stands in only while its refunds are not known one by one.
             let listed = sqlx::query_as::<DB, (String,)>(
@@ -267,10 +277,12 @@ impl<DB: Dialect> SqlStore<DB> {
                 return Ok(());
             }
         } else if let Some(charge) = &charge {
-            sqlx::query("DELETE FROM refunds WHERE id = $1")
+            let replaced = sqlx::query("DELETE FROM refunds WHERE id = $1")
                 .bind(Refund::aggregate_id(charge))
                 .execute(&mut *conn)
                 .await?;
+            // The refunds a charge's total stood for were announced with it.
+            replaces_total = DB::rows_affected(&replaced) > 0;
         }
         let stored = sqlx::query_as::<DB, VersionRow>(
             "SELECT COALESCE(status, '') AS status, version_created, version_source, fingerprint \
@@ -283,6 +295,7 @@ impl<DB: Dialect> SqlStore<DB> {
         let confirms = stored
             .as_ref()
             .is_some_and(|row| row.fingerprint == content);
+        let new = stored.is_none();
         let stored_version = stored.map(|row| Version {
             created: row.version_created,
             source: row.version_source,
@@ -319,7 +332,7 @@ impl<DB: Dialect> SqlStore<DB> {
         .bind(refund.id.clone())
         .bind(refund.charge_id.clone())
         .bind(refund.payment_intent_id.clone())
-        .bind(invoice_id)
+        .bind(invoice_id.clone())
         .bind(refund.amount)
         .bind(refund.currency.clone())
         .bind(refund.status.clone())
@@ -334,6 +347,33 @@ impl<DB: Dialect> SqlStore<DB> {
         if !confirms {
             report.changed += 1;
         }
+        if new && !replaces_total {
+            Self::emit(
+                conn,
+                &OutboundEvent::refund(refund, invoice_id.as_deref(), at),
+            )
+            .await?;
+        }
         Ok(())
+    }
+
+    /// Writes an invoice's event, naming the reader its customer is linked to.
+    pub(super) async fn announce_invoice(
+        conn: &mut DB::Connection,
+        kind: EventKind,
+        invoice: &Invoice,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let reader = match &invoice.customer_id {
+            Some(customer) => Self::customer(conn, customer)
+                .await?
+                .and_then(|c| c.reader_id),
+            None => None,
+        };
+        Self::emit(
+            conn,
+            &OutboundEvent::invoice(kind, invoice, reader.as_deref(), at),
+        )
+        .await
     }
 }

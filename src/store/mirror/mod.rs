@@ -12,7 +12,7 @@ use tollgate_macros::sql_bounds;
 
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
-use crate::domain::{Change, Price, StripeEventId, Version};
+use crate::domain::{Change, EventKind, Price, StripeEventId, Version};
 
 /// What operators should know about changes that were applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -122,12 +122,12 @@ impl<DB: Dialect> MirrorStore for SqlStore<DB> {
             tx.rollback().await?;
             return Ok(ApplyOutcome::NotPending);
         }
-        let created =
-            sqlx::query_as::<DB, (i64,)>("SELECT created FROM webhook_events WHERE id = $1")
-                .bind(id.as_str().to_owned())
-                .fetch_one(&mut *tx)
-                .await?
-                .0;
+        let (created, kind) = sqlx::query_as::<DB, (i64, String)>(
+            "SELECT created, type FROM webhook_events WHERE id = $1",
+        )
+        .bind(id.as_str().to_owned())
+        .fetch_one(&mut *tx)
+        .await?;
         let version = Version {
             created,
             source: id.as_str().to_owned(),
@@ -139,6 +139,15 @@ impl<DB: Dialect> MirrorStore for SqlStore<DB> {
             {
                 tx.rollback().await?;
                 return Ok(ApplyOutcome::Waiting { customer_id });
+            }
+        }
+        // A failed collection changes no state the mirror keeps, only the event says it.
+        if kind == "invoice.payment_failed" {
+            for change in changes {
+                if let Change::Invoice(invoice) = change {
+                    Self::announce_invoice(&mut tx, EventKind::InvoicePaymentFailed, invoice, at)
+                        .await?;
+                }
             }
         }
         sqlx::query("UPDATE webhook_events SET note = $1 WHERE id = $2")

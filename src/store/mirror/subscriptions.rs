@@ -7,7 +7,9 @@ use tollgate_macros::sql_bounds;
 
 use super::ApplyReport;
 use crate::domain::subscription::{past_due_since, supersedes};
-use crate::domain::{ReaderId, Subscription, SubscriptionStatus, Version};
+use crate::domain::{
+    ChangeCause, EventKind, OutboundEvent, ReaderId, Subscription, SubscriptionStatus, Version,
+};
 use crate::store::columns::{fingerprint, secs};
 use crate::store::dialect::{Dialect, SqlStore};
 use crate::store::error::StoreError;
@@ -74,6 +76,7 @@ impl<DB: Dialect> SqlStore<DB> {
                 .await?;
                 report.linked_customers.push(customer_id.to_owned());
                 report.changed += 1;
+                Self::mark_reader(conn, reader_id.as_str(), ChangeCause::Subscription, at).await?;
             }
         }
         Ok(())
@@ -203,6 +206,7 @@ impl<DB: Dialect> SqlStore<DB> {
             // Same content, newer version: nothing else moved.
             return Ok(());
         }
+        Self::announce_subscription(conn, sub, stored_status, at).await?;
         sqlx::query("DELETE FROM subscription_items WHERE subscription_id = $1")
             .bind(sub.id.clone())
             .execute(&mut *conn)
@@ -222,5 +226,34 @@ impl<DB: Dialect> SqlStore<DB> {
         }
         report.changed += 1;
         Ok(())
+    }
+
+    /// Writes the event a subscription's new state makes, and marks everyone it gives
+    /// something for the entitlement watcher.
+    async fn announce_subscription(
+        conn: &mut DB::Connection,
+        sub: &Subscription,
+        stored: Option<SubscriptionStatus>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let kind = match stored {
+            None => EventKind::SubscriptionCreated,
+            Some(before)
+                if sub.status == SubscriptionStatus::Canceled
+                    && before != SubscriptionStatus::Canceled =>
+            {
+                EventKind::SubscriptionCanceled
+            }
+            Some(_) => EventKind::SubscriptionUpdated,
+        };
+        let reader = Self::customer(conn, &sub.customer_id)
+            .await?
+            .and_then(|c| c.reader_id);
+        Self::emit(
+            conn,
+            &OutboundEvent::subscription(kind, sub, reader.as_deref(), at),
+        )
+        .await?;
+        Self::mark_subscription_readers(conn, &sub.id, ChangeCause::Subscription, at).await
     }
 }

@@ -10,7 +10,7 @@ mod clients;
 mod crash;
 mod instances;
 mod outage;
-mod process;
+pub mod process;
 mod races;
 mod scenario;
 

@@ -1,0 +1,223 @@
+//! What endpoints may be: URL rules at creation and addresses checked at delivery (no private
+//! networks, no redirects), idempotent creation, and problems for bad input.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tollgate::domain::{EndpointSecret, OutboundEventId, TargetRules};
+use tollgate::services::outbound::{Answer, Sender};
+
+use crate::helpers::{Options, problem, spawn_app, spawn_app_with};
+use crate::receiver::Receiver;
+
+#[tokio::test]
+async fn endpoint_urls_off_the_rules_are_refused_and_change_nothing() {
+    let app = spawn_app_with(Options {
+        configure: Some(|s| {
+            s.webhook_allowed_hosts = Vec::new();
+            s.allow_insecure_webhook_urls = false;
+            s.allow_private_webhook_targets = false;
+        }),
+        ..Options::default()
+    })
+    .await;
+    for url in [
+        "http://hooks.example.com/tollgate",
+        "https://127.0.0.1/hooks",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/hooks",
+        "https://[::ffff:127.0.0.1]/hooks",
+        "https://[64:ff9b::a9fe:a9fe]/hooks",
+        "https://100.64.1.1/hooks",
+        "https://10.0.0.8/hooks",
+        "https://[fd00::1]/hooks",
+        "https://0.0.0.0/hooks",
+        "https://2130706433/hooks",
+        "https://localhost/hooks",
+        "https://user:pass@hooks.example.com/",
+        "ftp://hooks.example.com/",
+        "not a url",
+    ] {
+        let response = app
+            .endpoint_request(json!({ "url": url, "event_types": ["*"] }))
+            .await;
+        problem(response, 422, "invalid_webhook_url").await;
+    }
+    let unknown = app
+        .endpoint_request(json!({ "url": "https://8.8.8.8/", "event_types": ["charge.succeeded"] }))
+        .await;
+    problem(unknown, 422, "unknown_event_type").await;
+    let listed = app
+        .get_json("/v1/webhook-endpoints", Some(&app.admin_key))
+        .await;
+    assert_eq!(listed["items"], json!([]));
+
+    // Only the allowed hosts, when some are set.
+    let allowed = spawn_app().await;
+    let refused = allowed
+        .endpoint_request(json!({ "url": "https://8.8.8.8/hooks", "event_types": ["*"] }))
+        .await;
+    problem(refused, 422, "invalid_webhook_url").await;
+}
+
+#[tokio::test]
+async fn at_delivery_names_are_resolved_to_checked_addresses_only() {
+    // A name that resolves to loopback is refused by the resolver the connection uses, so the
+    // receiver never hears of it; with private targets allowed, the same request goes through.
+    let receiver = Receiver::start().await;
+    let url = format!("http://localhost:{}/hooks", receiver.port);
+    let strict = TargetRules {
+        allowed_hosts: Vec::new(),
+        allow_insecure: true,
+        allow_private: false,
+    };
+    let secret = EndpointSecret::generate();
+    let id = OutboundEventId::generate();
+    let refused = Sender::new(strict, Duration::from_secs(2))
+        .unwrap()
+        .send(
+            &url,
+            &id,
+            1_800_000_000,
+            "{}",
+            std::slice::from_ref(&secret),
+        )
+        .await;
+    let Answer::Error(error) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(error.contains("not a public address"), "{error}");
+    let literal = Sender::new(
+        TargetRules {
+            allowed_hosts: Vec::new(),
+            allow_insecure: true,
+            allow_private: false,
+        },
+        Duration::from_secs(2),
+    )
+    .unwrap()
+    .send(
+        &receiver.url,
+        &id,
+        1_800_000_000,
+        "{}",
+        std::slice::from_ref(&secret),
+    )
+    .await;
+    assert!(matches!(literal, Answer::Error(ref e) if e.contains("not a public address")));
+    assert!(receiver.received().is_empty());
+
+    let lenient = TargetRules {
+        allowed_hosts: Vec::new(),
+        allow_insecure: true,
+        allow_private: true,
+    };
+    let sent = Sender::new(lenient, Duration::from_secs(2))
+        .unwrap()
+        .send(
+            &url,
+            &id,
+            1_800_000_000,
+            "{}",
+            std::slice::from_ref(&secret),
+        )
+        .await;
+    assert_eq!(sent, Answer::Status(200));
+    assert_eq!(receiver.received().len(), 1);
+    assert!(receiver.received()[0].verifies_with(secret.expose()));
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let receiver = Receiver::start().await;
+    receiver.answer(&[307]);
+    let rules = TargetRules {
+        allowed_hosts: Vec::new(),
+        allow_insecure: true,
+        allow_private: true,
+    };
+    let answer = Sender::new(rules, Duration::from_secs(2))
+        .unwrap()
+        .send(
+            &receiver.url,
+            &OutboundEventId::generate(),
+            1_800_000_000,
+            "{}",
+            &[EndpointSecret::generate()],
+        )
+        .await;
+    assert_eq!(answer, Answer::Status(307));
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_replayed_creation_shows_no_secret_and_makes_no_second_endpoint() {
+    let app = spawn_app().await;
+    let send = || {
+        app.client
+            .post(app.url("/v1/webhook-endpoints"))
+            .bearer_auth(&app.admin_key)
+            .header("Idempotency-Key", "endpoint-1")
+            .json(&json!({ "url": "http://127.0.0.1:9/hooks", "event_types": ["*"] }))
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert!(first["secret"].as_str().unwrap().starts_with("whsec_"));
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["secret"], Value::Null);
+    assert_eq!(again["id"], first["id"]);
+    let listed = app
+        .get_json("/v1/webhook-endpoints", Some(&app.admin_key))
+        .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert!(
+        app.stored_idempotent_bodies()
+            .await
+            .iter()
+            .all(|body| !body.contains(first["secret"].as_str().unwrap()))
+    );
+}
+
+#[tokio::test]
+async fn webhook_endpoint_routes_answer_problems_for_bad_input() {
+    let app = spawn_app().await;
+    let missing = app
+        .endpoint_request(json!({ "url": "http://127.0.0.1:9/" }))
+        .await;
+    problem(missing, 422, "invalid_body").await;
+    let repeated = app
+        .endpoint_request(json!({ "url": "http://127.0.0.1:9/", "event_types": ["grant.created", "grant.created"] }))
+        .await;
+    problem(repeated, 422, "invalid_body").await;
+    let long = app
+        .endpoint_request(json!({ "url": "http://127.0.0.1:9/", "event_types": ["*"], "description": "x".repeat(501) }))
+        .await;
+    problem(long, 422, "invalid_body").await;
+    let unknown = app
+        .get(
+            "/v1/webhook-endpoints/we_0123456789abcdef0123456789abcdef",
+            Some(&app.admin_key),
+        )
+        .await;
+    problem(unknown, 404, "not_found").await;
+    let malformed = app
+        .get("/v1/webhook-endpoints/nope", Some(&app.admin_key))
+        .await;
+    problem(malformed, 404, "not_found").await;
+    let (_, service) = app.new_key("service").await;
+    let forbidden = app.get("/v1/webhook-endpoints", Some(&service)).await;
+    problem(forbidden, 403, "forbidden").await;
+    let bad_cursor = app
+        .get("/v1/webhook-endpoints?after=xyz", Some(&app.admin_key))
+        .await;
+    problem(bad_cursor, 422, "invalid_cursor").await;
+    let listed = app
+        .get_json("/v1/webhook-endpoints", Some(&app.admin_key))
+        .await;
+    assert_eq!(listed["items"], json!([]));
+}
