@@ -3,7 +3,8 @@
 
 -- Where events go. `secret` signs every delivery; after a rotation `previous_secret` signs too,
 -- until `previous_secret_expires_at`. `failing_since` is the first failure of the current run
--- of failed attempts (none while the last attempt succeeded).
+-- of failed attempts (none while the last attempt succeeded); after a failure the endpoint is
+-- left alone until `paused_until`, when the failed delivery's retry is due.
 CREATE TABLE webhook_endpoints (
     id                          TEXT    PRIMARY KEY,
     url                         TEXT    NOT NULL,
@@ -14,6 +15,7 @@ CREATE TABLE webhook_endpoints (
     previous_secret             TEXT,
     previous_secret_expires_at  BIGINT,
     failing_since               BIGINT,
+    paused_until                BIGINT,
     created_at                  BIGINT  NOT NULL,
     updated_at                  BIGINT  NOT NULL
 );
@@ -36,21 +38,25 @@ CREATE TABLE outbound_events (
 CREATE INDEX outbound_events_by_time ON outbound_events (at, id);
 
 -- One event to one endpoint. A pending delivery is attempted at `next_attempt_at`; claiming it
--- moves that instant to the end of a lease, so that no two dispatchers attempt it at once.
+-- moves that instant, and `claimed_until`, to the end of a lease, so that no two dispatchers
+-- attempt it at once. `endpoint_id` has no foreign key: deleting an endpoint deletes its
+-- deliveries, and one a concurrent change wrote meanwhile names no endpoint and is never sent.
 CREATE TABLE webhook_deliveries (
     id                TEXT    PRIMARY KEY,
-    endpoint_id       TEXT    NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    endpoint_id       TEXT    NOT NULL,
     event_id          TEXT    NOT NULL REFERENCES outbound_events (id),
     status            TEXT    NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
-    attempts          BIGINT  NOT NULL,
+    attempts          BIGINT NOT NULL,
     last_status_code  BIGINT,
     last_error        TEXT,
     last_attempt_at   BIGINT,
     next_attempt_at   BIGINT,
+    claimed_until     BIGINT,
     delivered_at      BIGINT,
-    created_at        BIGINT  NOT NULL
+    created_at        BIGINT NOT NULL
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (endpoint_id, next_attempt_at)
+    WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
 CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id);
 
@@ -72,3 +78,13 @@ CREATE TABLE entitlement_checks (
     due_at     BIGINT  NOT NULL
 );
 CREATE INDEX entitlement_checks_due ON entitlement_checks (due_at);
+
+-- Every reader who holds or held something before announcements began is looked at once, to
+-- record what they hold without announcing it (`baseline`), so that their later changes, by a
+-- write or by time, are announced from the truth.
+INSERT INTO entitlement_checks (reader_id, cause, due_at)
+SELECT reader_id, 'baseline', 0 FROM customers WHERE reader_id IS NOT NULL
+UNION SELECT reader_id, 'baseline', 0 FROM grants
+UNION SELECT reader_id, 'baseline', 0 FROM licence_members
+UNION SELECT reader_id, 'baseline', 0 FROM team_members
+UNION SELECT owner_id, 'baseline', 0 FROM teams;

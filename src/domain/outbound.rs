@@ -75,6 +75,8 @@ named_enum! {
         Gift = "gift",
         /// Time passed: a grant, a licence or a subscription reached its end.
         Expiry = "expiry",
+        /// What a reader held when announcements began: recorded, never announced.
+        Baseline = "baseline",
     }
 }
 

@@ -152,13 +152,17 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`), the well-known
+/// The IPv4 address an IPv6 address stands for: IPv4-mapped (`::ffff:a.b.c.d`) and -translated
+/// (`::ffff:0:a.b.c.d`), the well-known
 /// NAT64 prefix (`64:ff9b::a.b.c.d`) and 6to4 (`2002:aabb:ccdd::`).
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     let [_, _, _, _, _, _, hi, lo] = s;
     let tail = Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
-    if s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff {
+    // IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-translated (`::ffff:0:a.b.c.d`).
+    if (s[..5] == [0, 0, 0, 0, 0] && s[5] == 0xffff)
+        || (s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0)
+    {
         return Some(tail);
     }
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
@@ -210,6 +214,8 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "::ffff:10.0.0.1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
             "64:ff9b::7f00:1",
             "64:ff9b::a9fe:a9fe",
             "64:ff9b:1::1",

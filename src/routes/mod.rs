@@ -196,11 +196,14 @@ fn table() -> Vec<ApiRoute> {
             Access::ADMIN,
             web::route().to(webhook_endpoints::retry),
         ),
-        route(
-            Method::POST,
-            "/v1/webhook-endpoints/{endpoint_id}/replay",
-            Access::ADMIN,
-            web::route().to(webhook_endpoints::replay),
+        creating(
+            &[],
+            route(
+                Method::POST,
+                "/v1/webhook-endpoints/{endpoint_id}/replay",
+                Access::ADMIN,
+                web::route().to(webhook_endpoints::replay),
+            ),
         ),
         route(
             Method::POST,

@@ -124,6 +124,7 @@ pub async fn create(
             actix_web::http::header::LOCATION,
             format!("/v1/webhook-endpoints/{}", created.endpoint.id),
         ))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(CreatedView {
             endpoint: created.endpoint.into(),
             secret: created.secret.expose().to_owned(),

@@ -17,6 +17,10 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// Starts a transaction that will write. SQLite must take the write lock up front, or two
     /// readers that both try to upgrade deadlock; PostgreSQL's row locks need no such thing.
     const BEGIN_WRITE: &'static str;
+    /// Ends the subquery of a claim (`UPDATE ... WHERE id IN (SELECT ... LIMIT n<here>)`): on
+    /// PostgreSQL `FOR UPDATE SKIP LOCKED`, so that a claim never waits on, nor deadlocks with,
+    /// a write holding some of the rows; nothing on SQLite, whose writers take turns.
+    const SKIP_LOCKED: &'static str;
     /// Takes the transaction-scoped lock that mirror writes share, or `None` where the write
     /// transaction already excludes every other writer. Applying a change reads what is stored
     /// to decide what to write (the newest snapshot wins, a terminal state stays terminal, a

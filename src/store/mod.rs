@@ -54,7 +54,7 @@ pub use mirror::{ApplyOutcome, ApplyReport, MirrorStore};
 pub use outbound::{
     Announcement, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStore,
     Endpoint, EndpointPatch, EndpointStore, EntitlementCheck, EntitlementWatchStore, NewEndpoint,
-    QueueStats,
+    QueueStats, Retried,
 };
 pub use plans::{PlanStore, PlanWrite};
 pub use readers::{CustomerLink, ReaderRecord, ReaderStore};

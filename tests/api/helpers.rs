@@ -116,6 +116,29 @@ impl TestDatabase {
             .await
     }
 
+    /// Puts the database back to before announcements began for readers who hold something:
+    /// no announcement and no mark, then the marks migration 0014 seeds (`baseline`). The
+    /// readers marked.
+    pub async fn restart_announcements(&self) -> Vec<String> {
+        let _: Vec<(String,)> = self
+            .rows("DELETE FROM entitlement_announcements RETURNING reader_id")
+            .await;
+        let _: Vec<(String,)> = self
+            .rows("DELETE FROM entitlement_checks RETURNING reader_id")
+            .await;
+        let seeded: Vec<(String,)> = self
+            .rows(
+                "INSERT INTO entitlement_checks (reader_id, cause, due_at) \
+                 SELECT reader_id, 'baseline', 0 FROM customers WHERE reader_id IS NOT NULL \
+                 UNION SELECT reader_id, 'baseline', 0 FROM grants \
+                 UNION SELECT reader_id, 'baseline', 0 FROM licence_members \
+                 UNION SELECT reader_id, 'baseline', 0 FROM team_members \
+                 UNION SELECT owner_id, 'baseline', 0 FROM teams RETURNING reader_id",
+            )
+            .await;
+        seeded.into_iter().map(|(reader,)| reader).collect()
+    }
+
     /// The answers kept for idempotent replay, as text.
     pub async fn idempotent_bodies(&self) -> Vec<String> {
         let rows: Vec<(Vec<u8>,)> = self

@@ -4,6 +4,7 @@
 //! request in turn, then 200; optionally after a delay.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +58,8 @@ struct Script {
     /// The status once the script is used up.
     then: Option<u16>,
     delay: Option<Duration>,
+    /// The `Location` of 3xx answers.
+    location: Option<String>,
 }
 
 /// The running receiver.
@@ -65,6 +68,8 @@ pub struct Receiver {
     pub port: u16,
     seen: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<Script>>,
+    /// Requests that arrived, answered or not yet.
+    started: Arc<AtomicUsize>,
     handle: ServerHandle,
 }
 
@@ -77,11 +82,13 @@ impl Receiver {
     pub async fn start_on(address: &str) -> Self {
         let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
         let script: Arc<Mutex<Script>> = Arc::default();
-        let (s, sc) = (Arc::clone(&seen), Arc::clone(&script));
+        let started: Arc<AtomicUsize> = Arc::default();
+        let (s, sc, st) = (Arc::clone(&seen), Arc::clone(&script), Arc::clone(&started));
         let server = HttpServer::new(move || {
-            let (seen, script) = (Arc::clone(&s), Arc::clone(&sc));
+            let (seen, script, started) = (Arc::clone(&s), Arc::clone(&sc), Arc::clone(&st));
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
                 let (seen, script) = (Arc::clone(&seen), Arc::clone(&script));
+                started.fetch_add(1, Ordering::SeqCst);
                 async move {
                     let header = |name: &str| {
                         req.headers()
@@ -89,10 +96,10 @@ impl Receiver {
                             .map(|v| v.to_str().unwrap().to_owned())
                             .unwrap_or_default()
                     };
-                    let (status, delay) = {
+                    let (status, delay, location) = {
                         let mut script = script.lock().unwrap();
                         let status = script.statuses.pop_front().or(script.then).unwrap_or(200);
-                        (status, script.delay)
+                        (status, script.delay, script.location.clone())
                     };
                     if let Some(delay) = delay {
                         tokio::time::sleep(delay).await;
@@ -109,7 +116,11 @@ impl Receiver {
                         content_type: header("content-type"),
                         answered: status,
                     });
-                    HttpResponse::build(StatusCode::from_u16(status).unwrap()).body("ok")
+                    let mut answer = HttpResponse::build(StatusCode::from_u16(status).unwrap());
+                    if let (Some(location), 300..=399) = (location, status) {
+                        answer.insert_header(("location", location));
+                    }
+                    answer.body("ok")
                 }
             }))
         })
@@ -126,8 +137,19 @@ impl Receiver {
             port,
             seen,
             script,
+            started,
             handle,
         }
+    }
+
+    /// Sends 3xx answers to `location`.
+    pub fn redirect_to(&self, location: &str) {
+        self.script.lock().unwrap().location = Some(location.to_owned());
+    }
+
+    /// How many requests arrived, answered or not yet.
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
     }
 
     /// Answers the next requests with `statuses`, in turn.
@@ -159,7 +181,18 @@ impl Receiver {
 
     /// Waits (up to 15 s) until `done` holds of what was received; what was received.
     pub async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
-        for _ in 0..300 {
+        self.wait_within(what, Duration::from_secs(15), done).await
+    }
+
+    /// Waits up to `within` until `done` holds of what was received; what was received.
+    pub async fn wait_within(
+        &self,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
             let received = self.received();
             if done(&received) {
                 return received;
@@ -167,7 +200,7 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
-            "waited 15 s for {what}; received: {:#?}",
+            "waited {within:?} for {what}; received: {:#?}",
             self.received()
                 .iter()
                 .map(|r| (r.kind(), r.id.clone()))

@@ -22,6 +22,8 @@ use crate::store::{AttemptOutcome, ClaimedDelivery, Store, StoreError};
 const MAX_WORKERS: usize = 32;
 /// Deliveries one worker attempts before it makes way for a fresh look at what is due.
 const PER_WORKER: usize = 50;
+/// How often the backlog metrics are read.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
 /// What the dispatcher exports.
 #[derive(Clone)]
@@ -98,7 +100,7 @@ impl Dispatcher {
             },
             disable_after: delta(settings.webhook_disable_after),
             // An attempt ends within the timeout; the lease outlasts it with room to record.
-            lease: delta(settings.webhook_delivery_timeout) + TimeDelta::seconds(30),
+            lease: delta(settings.webhook_delivery_timeout) * 2 + TimeDelta::seconds(5),
             interval: settings.webhook_dispatch_interval,
             metrics,
             busy: Arc::default(),
@@ -112,13 +114,18 @@ impl Dispatcher {
             let mut ticks = tokio::time::interval(self.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut workers = JoinSet::new();
+            let mut backlog_read = tokio::time::Instant::now() - BACKLOG_EVERY;
             loop {
                 ticks.tick().await;
                 while workers.try_join_next().is_some() {}
                 if let Err(err) = self.start_workers(&mut workers).await {
                     tracing::warn!(error = %err, "looking for due webhook deliveries failed");
                 }
-                self.update_backlog().await;
+                // Counting the backlog reads every pending delivery: now and then is enough.
+                if backlog_read.elapsed() >= BACKLOG_EVERY {
+                    backlog_read = tokio::time::Instant::now();
+                    self.update_backlog().await;
+                }
             }
         })
     }
@@ -140,9 +147,10 @@ impl Dispatcher {
         if workers.len() >= MAX_WORKERS {
             return Ok(());
         }
+        // Oldest due first; twice as many as can be served, since some are being served now.
         let due = self
             .store
-            .due_endpoints(self.clock.now(), MAX_WORKERS as u32)
+            .due_endpoints(self.clock.now(), 2 * MAX_WORKERS as u32)
             .await?;
         for endpoint in due {
             if workers.len() >= MAX_WORKERS {
@@ -175,7 +183,9 @@ impl Dispatcher {
             .remove(endpoint);
     }
 
-    /// One endpoint's worker: its due deliveries one after another, oldest first.
+    /// One endpoint's worker: its due deliveries one after another, oldest first, until one
+    /// fails; the store then leaves the endpoint alone until that delivery's retry is due, so an
+    /// endpoint that is down costs one attempt per backoff, not one per delivery waiting for it.
     async fn serve(&self, endpoint: &EndpointId) -> usize {
         let mut attempts = 0;
         while attempts < PER_WORKER {
@@ -193,15 +203,14 @@ impl Dispatcher {
                 }
             };
             attempts += 1;
-            let gone = self.attempt(&claimed).await;
-            if gone {
+            if !self.attempt(&claimed).await {
                 break;
             }
         }
         attempts
     }
 
-    /// Sends one delivery and records the answer; whether the endpoint is gone.
+    /// Sends one delivery and records the answer; whether it was delivered.
     async fn attempt(&self, delivery: &ClaimedDelivery) -> bool {
         let timestamp = self.clock.now().timestamp();
         let answer = self
@@ -262,7 +271,7 @@ impl Dispatcher {
             // The lease runs out and the delivery is attempted again: at least once.
             tracing::warn!(delivery_id = %delivery.id, error = %err, "recording a webhook delivery failed");
         }
-        outcome == AttemptOutcome::Gone
+        matches!(outcome, AttemptOutcome::Delivered { .. })
     }
 
     async fn update_backlog(&self) {

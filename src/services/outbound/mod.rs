@@ -15,7 +15,9 @@ use crate::config::Settings;
 use crate::domain::outbound::event_types;
 use crate::domain::{Actor, AuditEntry, DeliveryId, EndpointId, EndpointSecret, InvalidWebhookUrl};
 use crate::services::ServiceError;
-use crate::store::{Delivery, DeliveryFilter, Endpoint, EndpointPatch, NewEndpoint, Store};
+use crate::store::{
+    Delivery, DeliveryFilter, Endpoint, EndpointPatch, NewEndpoint, Retried, Store,
+};
 
 pub use dispatcher::{DispatchMetrics, Dispatcher};
 pub use sender::{Answer, Sender, target_rules};
@@ -244,10 +246,18 @@ impl WebhookEndpoints<'_> {
             json!({ "endpoint_id": id }),
             now,
         );
-        self.store
+        match self
+            .store
             .retry_delivery(&id, &delivery_id, now, &audit)
             .await?
-            .ok_or_else(missing)
+        {
+            Retried::Scheduled(delivery) => Ok(delivery),
+            Retried::InFlight => Err(ServiceError::conflict(
+                "delivery_in_flight",
+                format!("delivery `{delivery_id}` is being attempted now; ask again once it ends"),
+            )),
+            Retried::NotFound => Err(missing()),
+        }
     }
 
     /// Delivers every event from `from` to `to` of the endpoint's types to it again; how many.
@@ -302,7 +312,12 @@ impl WebhookEndpoints<'_> {
                 .await
                 .map_err(refused)?;
         }
-        Ok(parsed.to_string())
+        // As stored and sent: normalised (punycode, percent-encoding) it may have grown.
+        let url = parsed.to_string();
+        if url.len() > 2048 {
+            return Err(refused(InvalidWebhookUrl::TooLong));
+        }
+        Ok(url)
     }
 }
 

@@ -160,6 +160,9 @@ impl<DB: Dialect> SqlStore<DB> {
                     .bind(sub.id.clone())
                     .execute(&mut *conn)
                     .await?;
+                // The past-due grace ends at another instant now.
+                Self::mark_subscription_readers(conn, &sub.id, ChangeCause::Subscription, at)
+                    .await?;
             }
             report.notes.push(format!(
                 "subscription {} already holds a newer or final state ({}); this snapshot ({}) was not applied",
@@ -168,6 +171,10 @@ impl<DB: Dialect> SqlStore<DB> {
                 sub.status
             ));
             return Ok(());
+        }
+        if stored.is_some() && !confirms {
+            // Whoever it gave something before this snapshot (another customer's reader, say).
+            Self::mark_subscription_readers(conn, &sub.id, ChangeCause::Subscription, at).await?;
         }
         sqlx::query(
             "INSERT INTO subscriptions (id, customer_id, status, currency, current_period_start, \

@@ -79,11 +79,12 @@ impl<DB: Dialect> EntitlementWatchStore for SqlStore<DB> {
         if due.is_none() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query_as::<DB, (String, String)>(
+        let rows = sqlx::query_as::<DB, (String, String)>(&format!(
             "UPDATE entitlement_checks SET due_at = $1 WHERE reader_id IN \
-             (SELECT reader_id FROM entitlement_checks WHERE due_at <= $2 \
-             ORDER BY due_at LIMIT $3) AND due_at <= $2 RETURNING reader_id, cause",
-        )
+                 (SELECT reader_id FROM entitlement_checks WHERE due_at <= $2 \
+                 ORDER BY due_at LIMIT $3{}) AND due_at <= $2 RETURNING reader_id, cause",
+            DB::SKIP_LOCKED
+        ))
         .bind(lease_until.timestamp_millis())
         .bind(now.timestamp_millis())
         .bind(i64::from(limit))
@@ -105,7 +106,22 @@ impl<DB: Dialect> EntitlementWatchStore for SqlStore<DB> {
         found: &Announcement<'_>,
     ) -> Result<Option<OutboundEvent>, StoreError> {
         let reader = found.check.reader.as_str().to_owned();
+        let lease = found.check.lease_until.timestamp_millis();
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        // Still this look's? A mark made since (or another watcher's claim after this one's
+        // lease ran out) moved `due_at`: what was read may be stale, and the mark brings another
+        // look. The update also locks the mark on PostgreSQL until this transaction ends.
+        let held = sqlx::query(
+            "UPDATE entitlement_checks SET due_at = due_at WHERE reader_id = $1 AND due_at = $2",
+        )
+        .bind(reader.clone())
+        .bind(lease)
+        .execute(&mut *tx)
+        .await?;
+        if DB::rows_affected(&held) == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
         let last = sqlx::query_as::<DB, (String, i64)>(
             "SELECT entitlements, sequence FROM entitlement_announcements WHERE reader_id = $1",
         )
@@ -120,7 +136,19 @@ impl<DB: Dialect> EntitlementWatchStore for SqlStore<DB> {
             None => (Vec::new(), 0),
         };
         let mut announced = None;
-        if before != found.holds {
+        if found.check.cause == ChangeCause::Baseline && last.is_none() {
+            // What the reader held before announcements began: the truth to announce from.
+            let holds = serde_json::to_string(&found.holds).map_err(StoreError::other)?;
+            sqlx::query(
+                "INSERT INTO entitlement_announcements (reader_id, entitlements, sequence, \
+                 announced_at) VALUES ($1, $2, 0, $3) ON CONFLICT (reader_id) DO NOTHING",
+            )
+            .bind(reader.clone())
+            .bind(holds)
+            .bind(found.at.timestamp_millis())
+            .execute(&mut *tx)
+            .await?;
+        } else if before != found.holds {
             let holds = serde_json::to_string(&found.holds).map_err(StoreError::other)?;
             // Conditional on the sequence read, so that two looks at one reader (a lease that
             // ran out) announce a change once.
@@ -142,11 +170,16 @@ impl<DB: Dialect> EntitlementWatchStore for SqlStore<DB> {
                 tx.rollback().await?;
                 return Ok(None);
             }
+            // A baseline mark finding an announcement made meanwhile: what changed, changed by time.
+            let cause = match found.check.cause {
+                ChangeCause::Baseline => ChangeCause::Expiry,
+                cause => cause,
+            };
             let event = OutboundEvent::entitlements_changed(
                 &found.check.reader,
                 &before,
                 &found.holds,
-                found.check.cause,
+                cause,
                 sequence + 1,
                 found.at,
             );
@@ -163,14 +196,14 @@ impl<DB: Dialect> EntitlementWatchStore for SqlStore<DB> {
                 .bind(reader)
                 .bind(next.timestamp_millis())
                 .bind(ChangeCause::Expiry.as_str().to_owned())
-                .bind(found.check.lease_until.timestamp_millis())
+                .bind(lease)
                 .execute(&mut *tx)
                 .await?;
             }
             None => {
                 sqlx::query("DELETE FROM entitlement_checks WHERE reader_id = $1 AND due_at = $2")
                     .bind(reader)
-                    .bind(found.check.lease_until.timestamp_millis())
+                    .bind(lease)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -70,6 +70,8 @@ pub struct ClaimedDelivery {
     pub url: String,
     /// The secrets that sign it: the endpoint's, and the one before while a rotation overlaps.
     pub secrets: Vec<EndpointSecret>,
+    /// The claim's lease: the attempt is recorded only while the delivery is still so claimed.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// What an attempt came to.
@@ -93,6 +95,17 @@ pub enum AttemptOutcome {
     Gone,
 }
 
+/// What asking for a retry came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retried {
+    /// Due now.
+    Scheduled(Delivery),
+    /// An attempt is under way; it is recorded as it ends.
+    InFlight,
+    /// The endpoint has no such delivery.
+    NotFound,
+}
+
 /// The backlog, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {
@@ -112,15 +125,15 @@ pub trait DeliveryStore: Send + Sync {
         filter: &DeliveryFilter,
     ) -> Result<Option<Vec<Delivery>>, StoreError>;
 
-    /// Makes a delivery pending again, due at `at`, with its audit entry; `None` if the
-    /// endpoint has no such delivery.
+    /// Makes a delivery pending again, due at `at`, with its audit entry, unless an attempt of
+    /// it is under way.
     async fn retry_delivery(
         &self,
         endpoint: &EndpointId,
         delivery: &DeliveryId,
         at: DateTime<Utc>,
         audit: &AuditEntry,
-    ) -> Result<Option<Delivery>, StoreError>;
+    ) -> Result<Retried, StoreError>;
 
     /// Makes a delivery to `endpoint` of every event from `from` (included) to `to` (excluded)
     /// of a type it receives, due at `at`, with its audit entry; how many, or `None` if there
@@ -160,7 +173,7 @@ pub trait DeliveryStore: Send + Sync {
         disable_after: TimeDelta,
     ) -> Result<(), StoreError>;
 
-    /// How many deliveries are pending, and the oldest.
+    /// How many deliveries to enabled endpoints are pending, and the oldest.
     async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
 }
 
@@ -287,11 +300,12 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
         delivery: &DeliveryId,
         at: DateTime<Utc>,
         audit: &AuditEntry,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> Result<Retried, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         let updated = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3 \
-             WHERE id = $1 AND endpoint_id = $2",
+             WHERE id = $1 AND endpoint_id = $2 \
+             AND (claimed_until IS NULL OR claimed_until <= $3)",
         )
         .bind(delivery.as_str().to_owned())
         .bind(endpoint.as_str().to_owned())
@@ -299,16 +313,32 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
         .execute(&mut *tx)
         .await?;
         if DB::rows_affected(&updated) == 0 {
+            let exists = sqlx::query_as::<DB, (String,)>(
+                "SELECT id FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2",
+            )
+            .bind(delivery.as_str().to_owned())
+            .bind(endpoint.as_str().to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
             tx.rollback().await?;
-            return Ok(None);
+            return Ok(if exists.is_some() {
+                Retried::InFlight
+            } else {
+                Retried::NotFound
+            });
         }
+        // An operator asking for it now: the endpoint's pause after a failure does not hold it.
+        sqlx::query("UPDATE webhook_endpoints SET paused_until = NULL WHERE id = $1")
+            .bind(endpoint.as_str().to_owned())
+            .execute(&mut *tx)
+            .await?;
         Self::append_audit(&mut tx, audit).await?;
         let row = sqlx::query_as::<DB, DeliveryRow>(&format!("{DELIVERY_SELECT} WHERE d.id = $1"))
             .bind(delivery.as_str().to_owned())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Delivery::try_from(row).map(Some)
+        Delivery::try_from(row).map(Retried::Scheduled)
     }
 
     async fn replay_events(
@@ -348,10 +378,12 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
         limit: u32,
     ) -> Result<Vec<EndpointId>, StoreError> {
         let rows = sqlx::query_as::<DB, (String,)>(
-            "SELECT DISTINCT d.endpoint_id FROM webhook_deliveries d \
-             JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 AND e.enabled \
-             ORDER BY d.endpoint_id LIMIT $2",
+            // One index seek per enabled endpoint, however many deliveries wait for a dead one.
+            "SELECT id FROM (SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM webhook_deliveries d \
+             WHERE d.endpoint_id = e.id AND d.status = 'pending') AS due \
+             FROM webhook_endpoints e WHERE e.enabled \
+             AND (e.paused_until IS NULL OR e.paused_until <= $1)) due_endpoints \
+             WHERE due <= $1 ORDER BY due, id LIMIT $2",
         )
         .bind(now.timestamp_millis())
         .bind(i64::from(limit))
@@ -372,14 +404,15 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
         // The outer conditions are checked again on the row as it is updated: when two
         // dispatchers pick the same row, PostgreSQL makes the second wait for the first and
         // then finds it no longer due; SQLite runs one writer at a time.
-        let claimed = sqlx::query_as::<DB, ClaimRow>(
-            "UPDATE webhook_deliveries SET next_attempt_at = $3 \
-             WHERE id = (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 \
-             AND status = 'pending' AND next_attempt_at <= $2 \
-             ORDER BY next_attempt_at, id LIMIT 1) \
-             AND status = 'pending' AND next_attempt_at <= $2 \
-             RETURNING id, event_id, attempts, created_at",
-        )
+        let claimed = sqlx::query_as::<DB, ClaimRow>(&format!(
+            "UPDATE webhook_deliveries SET next_attempt_at = $3, claimed_until = $3 \
+                 WHERE id = (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 \
+                 AND status = 'pending' AND next_attempt_at <= $2 \
+                 ORDER BY next_attempt_at, id LIMIT 1{}) \
+                 AND status = 'pending' AND next_attempt_at <= $2 \
+                 RETURNING id, event_id, attempts, created_at",
+            DB::SKIP_LOCKED
+        ))
         .bind(endpoint.as_str().to_owned())
         .bind(now.timestamp_millis())
         .bind(lease_until.timestamp_millis())
@@ -416,6 +449,7 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
             created_at: instant(claimed.created_at)?,
             url: target.url,
             secrets,
+            lease_until,
         }))
     }
 
@@ -458,11 +492,12 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
                 None,
             ),
         };
-        // Only a pending delivery is recorded: one whose endpoint was deleted meanwhile is gone.
-        sqlx::query(
+        // Only while the claim holds: a delivery whose endpoint was deleted meanwhile is gone.
+        let recorded = sqlx::query(
             "UPDATE webhook_deliveries SET status = $2, attempts = attempts + 1, \
              last_status_code = $3, last_error = $4, last_attempt_at = $5, next_attempt_at = $6, \
-             delivered_at = COALESCE($7, delivered_at) WHERE id = $1 AND status = 'pending'",
+             delivered_at = COALESCE($7, delivered_at), claimed_until = NULL \
+             WHERE id = $1 AND status = 'pending' AND claimed_until = $8",
         )
         .bind(delivery.id.as_str().to_owned())
         .bind(status.as_str().to_owned())
@@ -471,14 +506,19 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
         .bind(at.timestamp_millis())
         .bind(next)
         .bind(delivered)
+        .bind(delivery.lease_until.timestamp_millis())
         .execute(&mut *tx)
         .await?;
+        if DB::rows_affected(&recorded) == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
         let endpoint = delivery.endpoint_id.as_str().to_owned();
         match outcome {
             AttemptOutcome::Delivered { .. } => {
                 sqlx::query(
-                    "UPDATE webhook_endpoints SET failing_since = NULL \
-                     WHERE id = $1 AND failing_since IS NOT NULL",
+                    "UPDATE webhook_endpoints SET failing_since = NULL, paused_until = NULL \
+                     WHERE id = $1 AND (failing_since IS NOT NULL OR paused_until IS NOT NULL)",
                 )
                 .bind(endpoint)
                 .execute(&mut *tx)
@@ -495,13 +535,17 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
                 .execute(&mut *tx)
                 .await?;
             }
-            AttemptOutcome::Failed { .. } => {
+            AttemptOutcome::Failed { next, .. } => {
+                // Left alone until this delivery's retry is due (or a moment, when it was given
+                // up), so that an endpoint that is down is tried once per backoff.
+                let paused_until = next.unwrap_or(at + TimeDelta::seconds(10));
                 sqlx::query(
-                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
-                     WHERE id = $1",
+                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2), \
+                     paused_until = $3 WHERE id = $1",
                 )
                 .bind(endpoint.clone())
                 .bind(at.timestamp_millis())
+                .bind(paused_until.timestamp_millis())
                 .execute(&mut *tx)
                 .await?;
                 let reason = format!(
@@ -527,7 +571,9 @@ impl<DB: Dialect> DeliveryStore for SqlStore<DB> {
 
     async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
         let (pending, oldest) = sqlx::query_as::<DB, (i64, Option<i64>)>(
-            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE status = 'pending'",
+            "SELECT COUNT(*), MIN(d.created_at) FROM webhook_deliveries d \
+             JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.status = 'pending' AND e.enabled",
         )
         .fetch_one(&self.pool)
         .await?;

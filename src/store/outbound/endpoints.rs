@@ -260,6 +260,7 @@ impl<DB: Dialect> EndpointStore for SqlStore<DB> {
              enabled = CASE WHEN $4 THEN $5 ELSE enabled END, \
              disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END, \
              failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END, \
+             paused_until = CASE WHEN $6 THEN NULL ELSE paused_until END, \
              updated_at = $7 WHERE id = $1",
         )
         .bind(id.as_str().to_owned())

@@ -16,7 +16,7 @@ use crate::domain::{ChangeCause, DeliveryId, OutboundEvent};
 
 pub use announcements::{Announcement, EntitlementCheck, EntitlementWatchStore};
 pub use deliveries::{
-    AttemptOutcome, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStore, QueueStats,
+    AttemptOutcome, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStore, QueueStats, Retried,
 };
 pub use endpoints::{Endpoint, EndpointPatch, EndpointStore, NewEndpoint};
 
@@ -124,23 +124,32 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 
     /// Marks every reader whose subscription has an item priced by one of `plan`'s prices, and
-    /// the members of their teams: the plan's entitlements changed.
+    /// the owners and members of their teams, in one statement: the plan's entitlements changed.
     pub(super) async fn mark_plan_readers(
         conn: &mut DB::Connection,
         plan: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let subscriptions = sqlx::query_as::<DB, (String,)>(
-            "SELECT DISTINCT i.subscription_id FROM subscription_items i \
-             JOIN plan_prices p ON p.price_id = i.price_id WHERE p.plan_id = $1",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO entitlement_checks (reader_id, cause, due_at) \
+             SELECT c.reader_id, CAST($2 AS TEXT), CAST($3 AS BIGINT) \
+             FROM subscription_items i JOIN plan_prices p ON p.price_id = i.price_id \
+             JOIN subscriptions s ON s.id = i.subscription_id \
+             JOIN customers c ON c.id = s.customer_id \
+             WHERE p.plan_id = $1 AND c.reader_id IS NOT NULL \
+             UNION SELECT t.owner_id, CAST($2 AS TEXT), CAST($3 AS BIGINT) \
+             FROM subscription_items i JOIN plan_prices p ON p.price_id = i.price_id \
+             JOIN teams t ON t.subscription_id = i.subscription_id WHERE p.plan_id = $1 \
+             UNION SELECT m.reader_id, CAST($2 AS TEXT), CAST($3 AS BIGINT) \
+             FROM subscription_items i JOIN plan_prices p ON p.price_id = i.price_id \
+             JOIN team_members m ON m.subscription_id = i.subscription_id \
+             WHERE p.plan_id = $1 {MARK_CONFLICT}"
+        ))
         .bind(plan.to_owned())
-        .fetch_all(&mut *conn)
+        .bind(ChangeCause::Subscription.as_str().to_owned())
+        .bind(at.timestamp_millis())
+        .execute(&mut *conn)
         .await?;
-        for (subscription,) in subscriptions {
-            Self::mark_subscription_readers(conn, &subscription, ChangeCause::Subscription, at)
-                .await?;
-        }
         Ok(())
     }
 

@@ -67,19 +67,29 @@ async fn failed_deliveries_are_retried_with_backoff_on_the_clock_then_delivered(
 #[tokio::test]
 async fn a_slow_endpoint_times_out_and_is_retried_without_holding_up_another() {
     let app = spawn_app_with(Options {
-        configure: Some(|s| s.webhook_delivery_timeout = Duration::from_millis(500)),
+        configure: Some(|s| s.webhook_delivery_timeout = Duration::from_secs(4)),
         ..Options::default()
     })
     .await;
     let (slow, fast) = (Receiver::start().await, Receiver::start().await);
-    slow.delay(Duration::from_secs(3));
+    slow.delay(Duration::from_secs(10));
     let (slow_id, _) = app.add_endpoint(&slow.url, &["grant.created"]).await;
     app.add_endpoint(&fast.url, &["grant.created"]).await;
     for reader in ["ana", "ben", "cleo"] {
         app.grant(reader, &["articles"]).await;
     }
-    // The fast endpoint gets all three while the slow one is still on its first.
-    fast.wait_for("three grants", |r| r.len() == 3).await;
+    // The fast endpoint gets all three while the slow one's first attempt is still waiting for
+    // its answer: nothing of the slow one has been recorded yet.
+    fast.wait_within("three grants", Duration::from_secs(3), |r| r.len() == 3)
+        .await;
+    assert_eq!(slow.started(), 1);
+    assert!(
+        app.deliveries(&slow_id)
+            .await
+            .iter()
+            .all(|d| d["attempts"] == 0),
+    );
+    // Then it times out and waits its backoff, and the endpoint's other deliveries with it.
     let deliveries = app
         .wait_deliveries(&slow_id, |d| d.iter().any(|d| d["attempts"] == 1))
         .await;
@@ -93,6 +103,49 @@ async fn a_slow_endpoint_times_out_and_is_retried_without_holding_up_another() {
             .starts_with("timed out"),
         "{attempted}"
     );
+    assert_eq!(deliveries.iter().filter(|d| d["attempts"] == 0).count(), 2);
+}
+
+#[tokio::test]
+async fn a_delivery_being_attempted_cannot_be_retried_at_the_same_time() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    receiver.delay(Duration::from_secs(2));
+    let (endpoint, _) = app.add_endpoint(&receiver.url, &["grant.created"]).await;
+    app.grant("ana", &["articles"]).await;
+    for _ in 0..100 {
+        if receiver.started() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.started(), 1);
+    let delivery = app.deliveries(&endpoint).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let retried = app
+        .admin_post(
+            &format!("/v1/webhook-endpoints/{endpoint}/deliveries/{delivery}/retry"),
+            None,
+        )
+        .await;
+    problem(retried, 409, "delivery_in_flight").await;
+    let delivered = app
+        .wait_deliveries(&endpoint, |d| d[0]["status"] == "delivered")
+        .await;
+    assert_eq!(delivered[0]["attempts"], 1);
+    // Once it ended, a retry sends it again.
+    let retried = app
+        .admin_post(
+            &format!("/v1/webhook-endpoints/{endpoint}/deliveries/{delivery}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(retried.status(), 202);
+    receiver
+        .wait_for("the retried delivery", |r| r.len() == 2)
+        .await;
 }
 
 #[tokio::test]
@@ -333,6 +386,8 @@ async fn a_kill_between_the_change_and_its_delivery_loses_no_event() {
             ("TOLLGATE_ALLOW_PRIVATE_WEBHOOK_TARGETS", "true"),
             ("TOLLGATE_WEBHOOK_DISPATCH_INTERVAL", "100ms"),
             ("TOLLGATE_WEBHOOK_DELIVERY_BACKOFF", "1s"),
+            // A claim the kill left behind runs out within 2 × 2 s + 5 s.
+            ("TOLLGATE_WEBHOOK_DELIVERY_TIMEOUT", "2s"),
         ],
     )
     .await;
@@ -362,7 +417,7 @@ async fn a_kill_between_the_change_and_its_delivery_loses_no_event() {
     receiver.then_answer(200);
     server.restart().await;
     let received = receiver
-        .wait_for("the grant after the crash", |r| {
+        .wait_within("the grant after the crash", Duration::from_secs(30), |r| {
             r.iter()
                 .any(|d| d.answered == 200 && d.json()["data"]["grant_id"] == grant["id"])
         })

@@ -237,3 +237,43 @@ async fn entitlements_that_end_by_time_are_announced_once_with_cause_expiry() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 2);
 }
+
+#[tokio::test]
+async fn what_readers_held_before_announcements_began_is_recorded_silently_and_announced_from() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start().await;
+    app.add_endpoint(&receiver.url, &["reader.entitlements.changed"])
+        .await;
+    let expires = app.clock.now() + TimeDelta::hours(2);
+    let response = app
+        .admin_post(
+            "/v1/readers/old/grants",
+            Some(json!({
+                "entitlements": ["articles"],
+                "expires_at": tollgate::domain::time::rfc3339(expires),
+                "reason": "held before",
+            })),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    receiver
+        .wait_for("the grant's change", |r| r.len() == 1)
+        .await;
+    // As if the grant had been made before announcements began.
+    assert_eq!(app.db.restart_announcements().await, ["old"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the baseline is never announced"
+    );
+    // Its end is announced, from what the baseline recorded.
+    app.clock
+        .advance(TimeDelta::hours(2) + TimeDelta::seconds(2));
+    let received = receiver.wait_for("the expiry", |r| r.len() == 2).await;
+    assert_eq!(
+        received[1].json()["data"],
+        json!({ "reader_id": "old", "before": ["articles"], "after": [],
+                "cause": "expiry", "sequence": 1 })
+    );
+}

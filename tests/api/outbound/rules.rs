@@ -131,6 +131,8 @@ async fn at_delivery_names_are_resolved_to_checked_addresses_only() {
 async fn redirects_are_not_followed() {
     let receiver = Receiver::start().await;
     receiver.answer(&[307]);
+    // Followed, the redirect would be a second request to the same receiver.
+    receiver.redirect_to(&format!("http://127.0.0.1:{}/moved", receiver.port));
     let rules = TargetRules {
         allowed_hosts: Vec::new(),
         allow_insecure: true,
@@ -147,7 +149,9 @@ async fn redirects_are_not_followed() {
         )
         .await;
     assert_eq!(answer, Answer::Status(307));
-    assert_eq!(receiver.received().len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(receiver.started(), 1);
+    assert_eq!(receiver.received()[0].answered, 307);
 }
 
 #[tokio::test]
