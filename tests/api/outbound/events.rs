@@ -11,7 +11,7 @@ use tollgate::clock::Clock;
 use tollgate::domain::EndpointSecret;
 
 use super::app_with_plans;
-use crate::helpers::{at, spawn_app};
+use crate::helpers::{TestApp, at, spawn_app};
 use crate::receiver::Receiver;
 
 macro_rules! fixture {
@@ -204,24 +204,7 @@ async fn the_mirror_announces_subscriptions_invoices_and_refunds_in_its_own_tran
 #[tokio::test]
 async fn entitlements_that_end_by_time_are_announced_once_with_cause_expiry() {
     let app = spawn_app().await;
-    let receiver = Receiver::start().await;
-    app.add_endpoint(&receiver.url, &["reader.entitlements.changed"])
-        .await;
-    let expires = app.clock.now() + TimeDelta::hours(2);
-    let response = app
-        .admin_post(
-            "/v1/readers/ana/grants",
-            Some(json!({
-                "entitlements": ["articles"],
-                "expires_at": tollgate::domain::time::rfc3339(expires),
-                "reason": "trial",
-            })),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    receiver
-        .wait_for("the grant's change", |r| r.len() == 1)
-        .await;
+    let receiver = changes_after_a_two_hour_grant(&app, "ana").await;
     // Nothing before the end.
     app.clock.advance(TimeDelta::minutes(119));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -241,24 +224,7 @@ async fn entitlements_that_end_by_time_are_announced_once_with_cause_expiry() {
 #[tokio::test]
 async fn what_readers_held_before_announcements_began_is_recorded_silently_and_announced_from() {
     let app = spawn_app().await;
-    let receiver = Receiver::start().await;
-    app.add_endpoint(&receiver.url, &["reader.entitlements.changed"])
-        .await;
-    let expires = app.clock.now() + TimeDelta::hours(2);
-    let response = app
-        .admin_post(
-            "/v1/readers/old/grants",
-            Some(json!({
-                "entitlements": ["articles"],
-                "expires_at": tollgate::domain::time::rfc3339(expires),
-                "reason": "held before",
-            })),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    receiver
-        .wait_for("the grant's change", |r| r.len() == 1)
-        .await;
+    let receiver = changes_after_a_two_hour_grant(&app, "old").await;
     // As if the grant had been made before announcements began.
     assert_eq!(app.db.restart_announcements().await, ["old"]);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -276,4 +242,28 @@ async fn what_readers_held_before_announcements_began_is_recorded_silently_and_a
         json!({ "reader_id": "old", "before": ["articles"], "after": [],
                 "cause": "expiry", "sequence": 1 })
     );
+}
+
+/// A receiver of `reader.entitlements.changed` that has received the change of a grant of
+/// `articles` to `reader` for two hours.
+async fn changes_after_a_two_hour_grant(app: &TestApp, reader: &str) -> Receiver {
+    let receiver = Receiver::start().await;
+    app.add_endpoint(&receiver.url, &["reader.entitlements.changed"])
+        .await;
+    let expires = app.clock.now() + TimeDelta::hours(2);
+    let response = app
+        .admin_post(
+            &format!("/v1/readers/{reader}/grants"),
+            Some(json!({
+                "entitlements": ["articles"],
+                "expires_at": tollgate::domain::time::rfc3339(expires),
+                "reason": "two hours",
+            })),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    receiver
+        .wait_for("the grant's change", |r| r.len() == 1)
+        .await;
+    receiver
 }

@@ -60,69 +60,45 @@ async fn endpoint_urls_off_the_rules_are_refused_and_change_nothing() {
     problem(refused, 422, "invalid_webhook_url").await;
 }
 
+/// Sends `{}` signed with `secret` to `url` as the dispatcher would, `http` allowed, private
+/// addresses only when `private`.
+async fn send(url: &str, private: bool, secret: &EndpointSecret) -> Answer {
+    let rules = TargetRules {
+        allowed_hosts: Vec::new(),
+        allow_insecure: true,
+        allow_private: private,
+    };
+    Sender::new(rules, Duration::from_secs(2))
+        .unwrap()
+        .send(
+            url,
+            &OutboundEventId::generate(),
+            1_800_000_000,
+            "{}",
+            std::slice::from_ref(secret),
+        )
+        .await
+}
+
 #[tokio::test]
 async fn at_delivery_names_are_resolved_to_checked_addresses_only() {
     // A name that resolves to loopback is refused by the resolver the connection uses, so the
     // receiver never hears of it; with private targets allowed, the same request goes through.
     let receiver = Receiver::start().await;
     let url = format!("http://localhost:{}/hooks", receiver.port);
-    let strict = TargetRules {
-        allowed_hosts: Vec::new(),
-        allow_insecure: true,
-        allow_private: false,
-    };
     let secret = EndpointSecret::generate();
-    let id = OutboundEventId::generate();
-    let refused = Sender::new(strict, Duration::from_secs(2))
-        .unwrap()
-        .send(
-            &url,
-            &id,
-            1_800_000_000,
-            "{}",
-            std::slice::from_ref(&secret),
-        )
-        .await;
-    let Answer::Error(error) = refused else {
-        panic!("{refused:?}")
-    };
-    assert!(error.contains("not a public address"), "{error}");
-    let literal = Sender::new(
-        TargetRules {
-            allowed_hosts: Vec::new(),
-            allow_insecure: true,
-            allow_private: false,
-        },
-        Duration::from_secs(2),
-    )
-    .unwrap()
-    .send(
-        &receiver.url,
-        &id,
-        1_800_000_000,
-        "{}",
-        std::slice::from_ref(&secret),
-    )
-    .await;
-    assert!(matches!(literal, Answer::Error(ref e) if e.contains("not a public address")));
+    for refused in [
+        send(&url, false, &secret).await,
+        send(&receiver.url, false, &secret).await,
+    ] {
+        let Answer::Error(error) = refused else {
+            panic!("{refused:?}")
+        };
+        assert!(error.contains("not a public address"), "{error}");
+    }
     assert!(receiver.received().is_empty());
 
-    let lenient = TargetRules {
-        allowed_hosts: Vec::new(),
-        allow_insecure: true,
-        allow_private: true,
-    };
-    let sent = Sender::new(lenient, Duration::from_secs(2))
-        .unwrap()
-        .send(
-            &url,
-            &id,
-            1_800_000_000,
-            "{}",
-            std::slice::from_ref(&secret),
-        )
-        .await;
-    assert_eq!(sent, Answer::Status(200));
+    assert_eq!(send(&url, true, &secret).await, Answer::Status(200));
     assert_eq!(receiver.received().len(), 1);
     assert!(receiver.received()[0].verifies_with(secret.expose()));
 }
@@ -133,21 +109,7 @@ async fn redirects_are_not_followed() {
     receiver.answer(&[307]);
     // Followed, the redirect would be a second request to the same receiver.
     receiver.redirect_to(&format!("http://127.0.0.1:{}/moved", receiver.port));
-    let rules = TargetRules {
-        allowed_hosts: Vec::new(),
-        allow_insecure: true,
-        allow_private: true,
-    };
-    let answer = Sender::new(rules, Duration::from_secs(2))
-        .unwrap()
-        .send(
-            &receiver.url,
-            &OutboundEventId::generate(),
-            1_800_000_000,
-            "{}",
-            &[EndpointSecret::generate()],
-        )
-        .await;
+    let answer = send(&receiver.url, true, &EndpointSecret::generate()).await;
     assert_eq!(answer, Answer::Status(307));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.started(), 1);
