@@ -12,10 +12,12 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
 use actix_web::{App, HttpMessage, HttpServer, ResponseError, web};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use anyhow::Context;
+use chrono_tz::Tz;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::domain::PastDueGrace;
 use crate::http::error::{ApiError, PROBLEM_JSON};
 use crate::http::state::{AppState, InFlight};
 use crate::routes;
@@ -26,6 +28,7 @@ use crate::services::keys::KeyCache;
 use crate::services::limits::RateLimits;
 use crate::services::mirror::{Mirror, RetryPolicy};
 use crate::services::outbound::{DispatchMetrics, Dispatcher, EntitlementWatcher};
+use crate::services::reports::{self, ReportCache};
 use crate::store::{self, Store};
 use crate::stripe::client::StripeClient;
 use crate::tokens::Tokens;
@@ -43,6 +46,8 @@ pub struct Application {
     metrics: prometheus::Registry,
     dispatcher: Dispatcher,
     watcher: EntitlementWatcher,
+    /// What the task that keeps the dashboard's MRR computed needs.
+    report_warmer: (Arc<dyn Clock>, Tz, PastDueGrace, ReportCache),
 }
 
 impl Application {
@@ -127,6 +132,13 @@ impl Application {
         );
         let in_flight = InFlight::default();
         let purge_clock = Arc::clone(&clock);
+        let report_cache = ReportCache::default();
+        let report_warmer = (
+            Arc::clone(&clock),
+            settings.billing().reporting_time_zone,
+            settings.billing().past_due_grace,
+            report_cache.clone(),
+        );
         let state = web::Data::new(AppState {
             store: Arc::clone(&store),
             clock,
@@ -139,6 +151,7 @@ impl Application {
             key_cache: KeyCache::new(settings.api_key_cache_ttl),
             limits,
             gift_codes,
+            report_cache,
         });
         let mut server = HttpServer::new(move || app(state.clone(), http_metrics.clone()))
             .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
@@ -161,6 +174,7 @@ impl Application {
             metrics: registry,
             dispatcher,
             watcher,
+            report_warmer,
         })
     }
 
@@ -187,6 +201,9 @@ impl Application {
         let purge = idempotency::spawn_purge_task(Arc::clone(&self.store), Arc::clone(&self.clock));
         let dispatcher = self.dispatcher.spawn();
         let watcher = self.watcher.spawn();
+        let (clock, time_zone, grace, cache) = self.report_warmer;
+        let warmer =
+            reports::spawn_warmer(Arc::clone(&self.store), clock, (time_zone, grace), cache);
         let handle = self.server.handle();
         let (in_flight, within) = (self.in_flight.clone(), self.shutdown_timeout);
         let signals = tokio::spawn(async move {
@@ -212,6 +229,7 @@ impl Application {
         purge.abort();
         dispatcher.abort();
         watcher.abort();
+        warmer.abort();
         self.store.close().await;
         tracing::info!("stopped");
         result

@@ -167,6 +167,39 @@ impl Refund {
     }
 }
 
+/// A dispute (chargeback) of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispute {
+    /// `dp_...`.
+    pub id: String,
+    /// The charge disputed.
+    pub charge_id: Option<String>,
+    /// The payment intent disputed.
+    pub payment_intent_id: Option<String>,
+    /// Minor units disputed, positive.
+    pub amount: i64,
+    /// Three-letter currency code, lower case.
+    pub currency: String,
+    /// Stripe's reason (`fraudulent`, `product_not_received`, ...).
+    pub reason: Option<String>,
+    /// Stripe's status (`needs_response`, `under_review`, `won`, `lost`, `warning_*`).
+    pub status: String,
+    /// When it was opened.
+    pub created: DateTime<Utc>,
+}
+
+impl Dispute {
+    /// Whether its status is final: the dispute is closed.
+    pub fn is_closed(&self) -> bool {
+        Self::is_closed_status(&self.status)
+    }
+
+    /// Whether Stripe's dispute `status` is final.
+    pub fn is_closed_status(status: &str) -> bool {
+        matches!(status, "won" | "lost" | "warning_closed" | "prevented")
+    }
+}
+
 /// One change a Stripe event (or a reconcile) makes to the mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -190,6 +223,8 @@ pub enum Change {
     InvoicePayment(InvoicePayment),
     /// Refunds of one charge.
     Refunds(Vec<Refund>),
+    /// A dispute's state.
+    Dispute(Dispute),
     /// A price's state (from a `price.*` event, or carried by a subscription item).
     Price(super::Price),
     /// A gift subscription was bought (a completed Checkout Session in payment mode).

@@ -95,6 +95,8 @@ pub struct GiftPurchase {
     pub months: Option<u32>,
     /// What was paid, in minor units, when Stripe says.
     pub amount_total: Option<i64>,
+    /// The tax in it, when Stripe says.
+    pub amount_tax: Option<i64>,
     /// In which currency.
     pub currency: Option<String>,
     /// When it was paid (the event's time).

@@ -155,7 +155,8 @@ macro_rules! secret_code {
         pub struct $name(String);
 
         impl $name {
-            const PREFIX: &'static str = $prefix;
+            /// What every code starts with.
+            pub const PREFIX: &'static str = $prefix;
 
             /// A fresh code from the operating system's random source.
             pub fn generate() -> Self {
@@ -218,7 +219,9 @@ pub mod price;
 pub mod reader;
 pub mod redirect;
 pub mod report_inputs;
+pub mod session;
 pub mod subscription;
+pub mod sync_run;
 pub mod team;
 pub mod time;
 pub mod webhook_event;
@@ -226,7 +229,7 @@ pub mod webhook_url;
 
 pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, Role};
 pub use audit::{Actor, ActorRole, AuditEntry, AuditId};
-pub use billing::{Change, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
+pub use billing::{Change, Dispute, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
 pub use gift::{GiftCode, GiftId, GiftLink, GiftStatus};
 pub use gift_subscription::{
@@ -249,8 +252,13 @@ pub use plan::{Entitlement, GiftOffer, InvalidPlan, Plan, PlanId, PlanSpec, Stri
 pub use price::{Interval, Price, Recurring};
 pub use reader::{Grant, GrantId, InvalidGrant, NewGrant, ReaderId};
 pub use redirect::{InvalidRedirect, Origin, RedirectUrl};
-pub use report_inputs::{History, InvoiceDay, PaidInvoice, RefundDay, Snapshot};
+pub use report_inputs::{
+    DisputeDay, GiftSale, History, InvoiceDay, InvoiceService, LostDispute, PaidInvoice, RefundDay,
+    ServiceLine, Snapshot,
+};
+pub use session::{SESSION_LIFETIME, Session, SessionId, SessionToken, may_open_session};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
+pub use sync_run::{SyncRun, SyncRunId};
 pub use team::{SeatRole, TeamSeat, Teams};
 pub use webhook_event::{EventStatus, EventType, NewWebhookEvent, StripeEventId, WebhookEvent};
 pub use webhook_url::{InvalidWebhookUrl, TargetRules};

@@ -116,3 +116,86 @@ pub struct GiftRecipient {
     /// Whether, as a registered reader, they started a subscription within 30 days of it.
     pub subscribed_within_30_days: bool,
 }
+
+/// A paid invoice as recognised revenue reads it (instants in Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceService {
+    /// Three-letter code.
+    pub currency: String,
+    /// When it was paid.
+    pub paid_at: i64,
+    /// Amount paid, tax included.
+    pub amount_paid: i64,
+    /// Tax in it.
+    pub tax: i64,
+    /// The price of its largest line.
+    pub price_id: Option<String>,
+    /// Its lines, in order.
+    pub lines: Vec<ServiceLine>,
+    /// Its refunds that did not fail: when, and how much (tax included), oldest first.
+    pub refunds: Vec<(i64, i64)>,
+}
+
+/// One line of a paid invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLine {
+    /// Its price.
+    pub price_id: Option<String>,
+    /// Its amount after discounts, before tax: its weight when the invoice is shared out.
+    pub amount: i64,
+    /// Its service period, `start..end`.
+    pub period: Option<(i64, i64)>,
+}
+
+/// A gift subscription sold (instants in Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GiftSale {
+    /// The plan given.
+    pub plan_id: String,
+    /// Three-letter code.
+    pub currency: String,
+    /// What the buyer paid, less its tax.
+    pub amount: i64,
+    /// When.
+    pub purchased_at: i64,
+    /// Months given.
+    pub months: u32,
+    /// When it was redeemed, if it was.
+    pub redeemed_at: Option<i64>,
+    /// When the code expires unredeemed.
+    pub expires_at: i64,
+}
+
+/// A lost dispute, closed on a local day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostDispute {
+    /// Local days since 1970-01-01 of its close.
+    pub day: i64,
+    /// Three-letter code.
+    pub currency: String,
+    /// Whether it is linked to an invoice.
+    pub linked: bool,
+    /// The price of that invoice's largest line.
+    pub price_id: Option<String>,
+    /// Amount disputed.
+    pub amount: i64,
+    /// What the disputed payment paid, when its invoice is known.
+    pub paid: Option<i64>,
+    /// What had been refunded of the payment by the close.
+    pub refunded: i64,
+}
+
+/// Disputes opened on one local day, in one currency, by their status now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeDay {
+    /// Local days since 1970-01-01.
+    pub day: i64,
+    /// Three-letter code.
+    pub currency: String,
+    /// Stripe's status.
+    pub status: String,
+    /// How many.
+    pub disputes: i64,
+    /// Their amounts.
+    pub amount: i64,
+}

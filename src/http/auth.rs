@@ -13,7 +13,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::domain::{Actor, ApiKey, ApiKeySecret, Role};
+use crate::domain::{Actor, ApiKey, ApiKeySecret, Role, Session, SessionToken};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,58 @@ pub enum Access {
 impl Access {
     /// Only `admin` keys.
     pub const ADMIN: Access = Access::Roles(&[]);
+}
+
+/// Whether a guarded route takes a dashboard session's token (`tgs_...`) in place of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    /// Keys only: a session token is refused (`403 session_not_allowed`).
+    Refused,
+    /// A key, or a session opened with a key of one of the route's roles.
+    Accepted,
+    /// A session only (signing out of one): a key is refused (`403 session_required`).
+    Required,
+}
+
+/// The session behind a request made with a session token.
+#[derive(Debug, Clone)]
+pub struct CallerSession(pub Session);
+
+impl FromRequest for CallerSession {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<CallerSession>()
+                .cloned()
+                .ok_or_else(session_required),
+        )
+    }
+}
+
+/// The refusal of a key whose role may not call a route, naming the roles that may.
+fn wrong_role(role: Role, allowed: &[Role]) -> ApiError {
+    let may: Vec<&str> = allowed
+        .iter()
+        .map(|r| r.as_str())
+        .chain(std::iter::once(Role::Admin.as_str()))
+        .collect();
+    ApiError::NotPermitted {
+        code: "forbidden",
+        detail: format!(
+            "a {role} key may not call this route: it takes {} keys",
+            may.join(" or ")
+        ),
+    }
+}
+
+fn session_required() -> ApiError {
+    ApiError::NotPermitted {
+        code: "session_required",
+        detail: "this route takes a dashboard session's token, not an API key".into(),
+    }
 }
 
 /// The authenticated key behind a request to a guarded route.
@@ -77,8 +129,8 @@ impl FromRequest for Acting {
     }
 }
 
-/// The access rule of each method of one resource.
-pub type Policy = Rc<HashMap<Method, Access>>;
+/// The access rule of each method of one resource, and whether it takes session tokens.
+pub type Policy = Rc<HashMap<Method, (Access, Sessions)>>;
 
 /// Checks the request's key against the resource's policy, then hands it on. A refusal is an
 /// answer, not an error, so the layers outside (request id, metrics) still see and mark it.
@@ -88,13 +140,18 @@ pub async fn authorize(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     // A method the resource does not serve falls through to its 405 answer.
-    if let Some(Access::Roles(roles)) = policy.get(req.method()) {
-        let refusal = match authenticate(&req).await {
-            Ok(caller) if caller.may(roles) => {
-                req.extensions_mut().insert(Caller(caller));
+    if let Some(&(Access::Roles(roles), sessions)) = policy.get(req.method()) {
+        let refusal = match authenticate(&req, sessions).await {
+            Ok((caller, _)) if !caller.may(roles) => Some(wrong_role(caller.role, roles)),
+            Ok((_, None)) if sessions == Sessions::Required => Some(session_required()),
+            Ok((caller, session)) => {
+                let mut extensions = req.extensions_mut();
+                extensions.insert(Caller(caller));
+                if let Some(session) = session {
+                    extensions.insert(CallerSession(session));
+                }
                 None
             }
-            Ok(_) => Some(ApiError::Forbidden),
             Err(err) => Some(err),
         };
         if let Some(err) = refusal {
@@ -106,7 +163,11 @@ pub async fn authorize(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-async fn authenticate(req: &ServiceRequest) -> Result<ApiKey, ApiError> {
+/// The key behind the request's bearer token, and the session when the token is a session's.
+async fn authenticate(
+    req: &ServiceRequest,
+    sessions: Sessions,
+) -> Result<(ApiKey, Option<Session>), ApiError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -118,13 +179,29 @@ async fn authenticate(req: &ServiceRequest) -> Result<ApiKey, ApiError> {
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or(ApiError::InvalidApiKey)?;
-    let secret = ApiKeySecret::parse(presented).ok_or(ApiError::InvalidApiKey)?;
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state is missing")))?;
-    state
+    if presented.starts_with(SessionToken::PREFIX) {
+        if sessions == Sessions::Refused {
+            return Err(ApiError::NotPermitted {
+                code: "session_not_allowed",
+                detail: "a dashboard session reads reports only: this route takes an API key"
+                    .into(),
+            });
+        }
+        let session = state
+            .sessions()
+            .authenticate(presented)
+            .await?
+            .ok_or(ApiError::InvalidApiKey)?;
+        return Ok((session.key.clone(), Some(session)));
+    }
+    let secret = ApiKeySecret::parse(presented).ok_or(ApiError::InvalidApiKey)?;
+    let key = state
         .keys()
         .authenticate(&secret)
         .await?
-        .ok_or(ApiError::InvalidApiKey)
+        .ok_or(ApiError::InvalidApiKey)?;
+    Ok((key, None))
 }

@@ -39,8 +39,11 @@ pub enum ApiError {
     /// No API key was presented (401).
     #[error("this endpoint needs an API key: send `Authorization: Bearer <key>`")]
     MissingApiKey,
-    /// The presented key is malformed, unknown or revoked (401).
-    #[error("the API key is not valid: it is malformed, unknown or revoked")]
+    /// The presented key (or dashboard session token) is malformed, unknown, revoked or expired
+    /// (401).
+    #[error(
+        "the API key or session token is not valid: it is malformed, unknown, revoked or expired"
+    )]
     InvalidApiKey,
     /// The key's role may not do this (403).
     #[error("this API key's role may not do this")]

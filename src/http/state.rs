@@ -21,7 +21,8 @@ use crate::services::outbound::WebhookEndpoints;
 use crate::services::plans::Plans;
 use crate::services::readers::Readers;
 use crate::services::reconcile::Reconcile;
-use crate::services::reports::Reports;
+use crate::services::reports::{ReportCache, Reports};
+use crate::services::sessions::Sessions;
 use crate::services::teams::Teams;
 use crate::services::webhooks::Webhooks;
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Seals and opens gift subscription codes.
     pub gift_codes: Arc<CodeIssuer>,
+    /// MRR answers kept computed.
+    pub report_cache: ReportCache,
 }
 
 impl AppState {
@@ -60,6 +63,14 @@ impl AppState {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             cache: &self.key_cache,
+        }
+    }
+
+    /// The dashboard session operations.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
         }
     }
 
@@ -179,6 +190,7 @@ impl AppState {
             store: self.store.as_ref(),
             time_zone: self.settings.billing().reporting_time_zone,
             grace: self.settings.billing().past_due_grace,
+            cache: &self.report_cache,
         }
     }
 }

@@ -4,10 +4,12 @@
 //! on each request, so the same record always gives the same figures, whatever order Stripe's
 //! events arrived in.
 
+pub mod disputes;
 pub mod gifts;
 pub mod licences;
 pub mod money;
 pub mod mrr;
 pub mod periods;
+pub mod recognized;
 pub mod revenue;
 pub mod table;

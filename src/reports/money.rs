@@ -40,16 +40,86 @@ impl Fraction {
 
     /// Rounded half to even to a whole number (saturating at the bounds of `i64`).
     pub fn round_half_even(self) -> i64 {
-        let (n, d) = (self.numerator, self.denominator);
-        let quotient = n.div_euclid(d);
-        let remainder = n.rem_euclid(d);
-        let rounded = match (2 * remainder).cmp(&d) {
-            std::cmp::Ordering::Less => quotient,
-            std::cmp::Ordering::Greater => quotient + 1,
-            std::cmp::Ordering::Equal => quotient + (quotient & 1),
-        };
-        i64::try_from(rounded).unwrap_or(if rounded > 0 { i64::MAX } else { i64::MIN })
+        round_ratio(self.numerator, self.denominator)
     }
+
+    /// The smaller of two fractions.
+    pub fn min(self, other: Self) -> Self {
+        if self <= other { self } else { other }
+    }
+}
+
+impl PartialOrd for Fraction {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Fraction {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Denominators are positive, so cross-multiplying keeps the order.
+        (self.numerator * other.denominator).cmp(&(other.numerator * self.denominator))
+    }
+}
+
+impl std::ops::Sub for Fraction {
+    type Output = Self;
+
+    fn sub(self, other: Self) -> Self {
+        self + Self::new(-other.numerator, other.denominator)
+    }
+}
+
+/// `numerator / denominator` (a positive denominator) rounded half to even, saturating at the
+/// bounds of `i64`: what [`Fraction::round_half_even`] does, without reducing the fraction first.
+pub fn round_ratio(numerator: i128, denominator: i128) -> i64 {
+    let (n, d) = if denominator < 0 {
+        (-numerator, -denominator)
+    } else {
+        (numerator, denominator.max(1))
+    };
+    let quotient = n.div_euclid(d);
+    let remainder = n.rem_euclid(d);
+    let rounded = match (2 * remainder).cmp(&d) {
+        std::cmp::Ordering::Less => quotient,
+        std::cmp::Ordering::Greater => quotient + 1,
+        std::cmp::Ordering::Equal => quotient + (quotient & 1),
+    };
+    i64::try_from(rounded).unwrap_or(if rounded > 0 { i64::MAX } else { i64::MIN })
+}
+
+/// `total` shared out pro rata to `weights` in whole units that add up to `total` exactly: each
+/// share rounded down, and the units left over given one each to the largest remainders (the
+/// first of equal ones). Negative weights count as zero; when no weight is positive, the first
+/// share takes everything.
+pub fn allocate(total: i64, weights: &[i64]) -> Vec<i64> {
+    let weights: Vec<i128> = weights.iter().map(|w| i128::from((*w).max(0))).collect();
+    let sum: i128 = weights.iter().sum();
+    let mut shares = vec![0_i64; weights.len()];
+    if shares.is_empty() {
+        return shares;
+    }
+    if sum == 0 {
+        shares[0] = total;
+        return shares;
+    }
+    let total_wide = i128::from(total);
+    let mut remainders = Vec::with_capacity(weights.len());
+    let mut given: i128 = 0;
+    for (index, weight) in weights.iter().enumerate() {
+        let exact = total_wide * weight;
+        let share = exact.div_euclid(sum);
+        given += share;
+        shares[index] = i64::try_from(share).unwrap_or_default();
+        remainders.push((exact.rem_euclid(sum), index));
+    }
+    // Largest remainder first; the earlier line first among equals.
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let left = usize::try_from(total_wide - given).unwrap_or(0);
+    for (_, index) in remainders.into_iter().take(left) {
+        shares[index] += 1;
+    }
+    shares
 }
 
 impl std::ops::Add for Fraction {
@@ -147,6 +217,32 @@ mod tests {
             (Fraction::new(999, 1) * Fraction::new(4, 5)).round_half_even(),
             799
         );
+    }
+
+    #[test]
+    fn fractions_subtract_and_compare() {
+        let half = Fraction::new(1, 2);
+        let third = Fraction::new(1, 3);
+        assert_eq!(half - third, Fraction::new(1, 6));
+        assert!(third < half);
+        assert_eq!(half.min(third), third);
+        assert_eq!((third - half).round_half_even(), 0);
+        assert_eq!(round_ratio(5, 2), 2);
+        assert_eq!(round_ratio(-7, 2), -4);
+        assert_eq!(round_ratio(7, -2), -4);
+    }
+
+    #[test]
+    fn an_allocation_adds_up_to_its_total_and_follows_its_weights() {
+        assert_eq!(allocate(100, &[1, 1, 1]), [34, 33, 33]);
+        assert_eq!(allocate(1_000, &[750, 250]), [750, 250]);
+        assert_eq!(allocate(10, &[0, 0]), [10, 0]);
+        assert_eq!(allocate(7, &[-5, 1]), [0, 7]);
+        assert!(allocate(5, &[]).is_empty());
+        for total in [0_i64, 1, 99, 1_234, 99_999] {
+            let shares = allocate(total, &[333, 333, 334, 7]);
+            assert_eq!(shares.iter().sum::<i64>(), total);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use super::periods::Period;
-use crate::domain::{InvoiceDay, PlanId, RefundDay, StripePriceId};
+use crate::domain::{InvoiceDay, LostDispute, PlanId, RefundDay, StripePriceId};
 
 /// A stretch `start..end` (Unix seconds) in which `tz` is `offset` seconds ahead of UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +24,8 @@ pub struct Stretch {
     pub offset: i64,
 }
 
-fn offset_at(tz: Tz, at: i64) -> i64 {
+/// How far `tz` is ahead of UTC at `at` (Unix seconds), in seconds.
+pub fn offset_at(tz: Tz, at: i64) -> i64 {
     let instant = DateTime::<Utc>::from_timestamp(at, 0).unwrap_or_default();
     i64::from(
         tz.offset_from_utc_datetime(&instant.naive_utc())
@@ -105,6 +106,19 @@ pub struct RevenueRow {
     pub net: i64,
     /// Invoices paid.
     pub invoices: i64,
+    /// Lost disputes, at their close, less what of the payment had been refunded by then.
+    pub disputes_lost: i64,
+    /// Net less lost disputes.
+    pub net_after_disputes: i64,
+}
+
+/// What a lost dispute takes from revenue: its amount, but never more than what of the payment
+/// was not refunded already (when the payment is known).
+pub fn dispute_loss(dispute: &LostDispute) -> i64 {
+    match dispute.paid {
+        Some(paid) => dispute.amount.min((paid - dispute.refunded).max(0)),
+        None => dispute.amount,
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -113,15 +127,17 @@ struct Sums {
     tax: i64,
     refunds: i64,
     invoices: i64,
+    disputes: i64,
 }
 
 /// The revenue report over `periods` (consecutive, in order) from the database's sums.
-/// Invoices and refunds of invoices whose price is in no plan are left out; refunds linked to no
-/// invoice are `unattributed`.
+/// Invoices, refunds and lost disputes of invoices whose price is in no plan are left out;
+/// refunds and disputes linked to no invoice are `unattributed`.
 pub fn report(
     periods: &[Period],
     invoices: &[InvoiceDay],
     refunds: &[RefundDay],
+    disputes: &[LostDispute],
     plans: &HashMap<StripePriceId, PlanId>,
     by_plan: bool,
 ) -> Vec<RevenueRow> {
@@ -172,6 +188,22 @@ pub fn report(
         groups.insert(key.clone());
         sums.entry((period, key)).or_default().refunds += slot.amount;
     }
+    for dispute in disputes {
+        let Some(period) = period_of(dispute.day) else {
+            continue;
+        };
+        let plan = if dispute.linked {
+            match plan_of(dispute.price_id.as_ref()) {
+                Some(plan) => plan,
+                None => continue,
+            }
+        } else {
+            UNATTRIBUTED
+        };
+        let key = group(&dispute.currency, plan);
+        groups.insert(key.clone());
+        sums.entry((period, key)).or_default().disputes += dispute_loss(dispute);
+    }
 
     let mut rows = Vec::with_capacity(periods.len() * groups.len());
     for (index, period) in periods.iter().enumerate() {
@@ -188,6 +220,8 @@ pub fn report(
                 refunds: sum.refunds,
                 net: sum.gross - sum.refunds,
                 invoices: sum.invoices,
+                disputes_lost: sum.disputes,
+                net_after_disputes: sum.gross - sum.refunds - sum.disputes,
             });
         }
     }
@@ -231,6 +265,47 @@ mod tests {
             tax: gross / 5,
             invoices: 1,
         }
+    }
+
+    #[test]
+    fn a_lost_dispute_costs_what_of_its_payment_was_not_refunded_and_goes_to_its_plan() {
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let range = DateRange::new(day("2026-01-01"), day("2026-01-31")).unwrap();
+        let month = periods(range, Interval::Month, chrono_tz::Europe::Berlin);
+        let lost = |paid: Option<i64>, refunded: i64, linked: bool| LostDispute {
+            day: day_at("2026-01-20T10:00:00Z"),
+            currency: "eur".into(),
+            linked,
+            price_id: linked.then(|| "price_monthly".into()),
+            amount: 1_000,
+            paid,
+            refunded,
+        };
+        assert_eq!(dispute_loss(&lost(Some(1_000), 0, true)), 1_000);
+        assert_eq!(dispute_loss(&lost(Some(1_000), 300, true)), 700);
+        assert_eq!(dispute_loss(&lost(Some(1_000), 1_000, true)), 0);
+        assert_eq!(dispute_loss(&lost(None, 0, false)), 1_000);
+        let invoices = [invoice("2026-01-05T10:00:00Z", "price_monthly", 1_000)];
+        let disputes = [lost(Some(1_000), 300, true), lost(None, 0, false)];
+        let rows = report(&month, &invoices, &[], &disputes, &plans(), true);
+        let table: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.plan_id.as_deref().unwrap(),
+                    r.net,
+                    r.disputes_lost,
+                    r.net_after_disputes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            table,
+            [
+                ("digital", 1_000, 700, 300),
+                ("unattributed", 0, 1_000, -1_000)
+            ]
+        );
     }
 
     #[test]
@@ -298,7 +373,7 @@ mod tests {
                 amount: 7_000,
             },
         ];
-        let rows = report(&days, &invoices, &refunds, &plans(), true);
+        let rows = report(&days, &invoices, &refunds, &[], &plans(), true);
         let table: Vec<_> = rows
             .iter()
             .map(|r| {
@@ -323,7 +398,7 @@ mod tests {
                 ("2026-01-02", "unattributed", 0, 300, -300, 0),
             ]
         );
-        let ungrouped = report(&days, &invoices, &refunds, &plans(), false);
+        let ungrouped = report(&days, &invoices, &refunds, &[], &plans(), false);
         assert_eq!(ungrouped.len(), 2);
         assert_eq!(ungrouped[0].gross, 1_500);
         assert_eq!(ungrouped[0].tax, 300);

@@ -5,6 +5,7 @@ mod access;
 mod admin;
 mod audit;
 mod checkout;
+mod dashboard;
 mod gift_subscriptions;
 mod gifts;
 mod health;
@@ -13,6 +14,7 @@ mod licences;
 mod plans;
 mod readers;
 mod reports;
+mod sessions;
 mod teams;
 mod webhook_endpoints;
 mod webhooks;
@@ -26,7 +28,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 
 use crate::domain::Role;
-use crate::http::auth::{self, Access};
+use crate::http::auth::{self, Access, Sessions};
 use crate::http::error::ApiError;
 use crate::http::idempotency::{self, IdempotentMethods};
 
@@ -42,6 +44,8 @@ pub struct RouteSpec {
     /// For a POST that creates something: it honours `Idempotency-Key`, and these top-level
     /// fields of its answer are secrets, never kept for replay.
     pub idempotent: Option<&'static [&'static str]>,
+    /// Whether it takes a dashboard session's token.
+    pub sessions: Sessions,
 }
 
 /// One row of the table: the spec and its handler.
@@ -58,8 +62,24 @@ fn route(method: Method, path: &'static str, access: Access, route: actix_web::R
             path,
             access,
             idempotent: None,
+            sessions: Sessions::Refused,
         },
     }
+}
+
+/// `row`, a route that takes a dashboard session's token as well as a key (`Accepted`), or only
+/// a session's (`Required`).
+fn with_sessions(sessions: Sessions, mut row: ApiRoute) -> ApiRoute {
+    row.spec.sessions = sessions;
+    row
+}
+
+/// A report: `finance` and `admin` keys, and dashboard sessions.
+fn report(path: &'static str, handler: actix_web::Route) -> ApiRoute {
+    with_sessions(
+        Sessions::Accepted,
+        route(Method::GET, path, FINANCE, handler),
+    )
 }
 
 /// `row`, a POST that creates something: it honours `Idempotency-Key`, and `secrets` are the
@@ -72,6 +92,8 @@ fn creating(secrets: &'static [&'static str], mut row: ApiRoute) -> ApiRoute {
 /// Routes a publisher's site calls with a `service` key (and admins too).
 const SERVICE: Access = Access::Roles(&[Role::Service]);
 const FINANCE: Access = Access::Roles(&[Role::Finance]);
+/// Any key.
+const ANY_KEY: Access = Access::Roles(&[Role::Service, Role::Finance]);
 
 fn table() -> Vec<ApiRoute> {
     use Access::Public;
@@ -99,6 +121,30 @@ fn table() -> Vec<ApiRoute> {
             "/openapi.yaml",
             Public,
             web::route().to(health::openapi),
+        ),
+        route(
+            Method::GET,
+            "/dashboard",
+            Public,
+            web::route().to(dashboard::redirect),
+        ),
+        route(
+            Method::GET,
+            "/dashboard/",
+            Public,
+            web::route().to(dashboard::index),
+        ),
+        route(
+            Method::GET,
+            "/dashboard/{file}",
+            Public,
+            web::route().to(dashboard::file),
+        ),
+        route(
+            Method::GET,
+            "/dashboard/vendor/{file}",
+            Public,
+            web::route().to(dashboard::vendor_file),
         ),
         creating(
             &["key"],
@@ -213,6 +259,12 @@ fn table() -> Vec<ApiRoute> {
         ),
         route(
             Method::GET,
+            "/v1/admin/stripe/sync/last",
+            Access::ADMIN,
+            web::route().to(admin::last_sync),
+        ),
+        route(
+            Method::GET,
             "/v1/readers/{reader_id}",
             SERVICE,
             web::route().to(readers::get),
@@ -311,18 +363,8 @@ fn table() -> Vec<ApiRoute> {
             SERVICE,
             web::route().to(gifts::revoke),
         ),
-        route(
-            Method::GET,
-            "/v1/reports/gifts",
-            FINANCE,
-            web::route().to(reports::gifts),
-        ),
-        route(
-            Method::GET,
-            "/v1/reports/licences",
-            FINANCE,
-            web::route().to(reports::licences),
-        ),
+        report("/v1/reports/gifts", web::route().to(reports::gifts)),
+        report("/v1/reports/licences", web::route().to(reports::licences)),
         creating(
             &[],
             route(
@@ -413,23 +455,43 @@ fn table() -> Vec<ApiRoute> {
                 web::route().to(checkout::create_portal),
             ),
         ),
-        route(
-            Method::GET,
-            "/v1/reports/revenue",
-            FINANCE,
-            web::route().to(reports::revenue),
-        ),
-        route(
-            Method::GET,
-            "/v1/reports/mrr",
-            FINANCE,
-            web::route().to(reports::mrr),
-        ),
-        route(
-            Method::GET,
+        report("/v1/reports/revenue", web::route().to(reports::revenue)),
+        report("/v1/reports/mrr", web::route().to(reports::mrr)),
+        report(
             "/v1/reports/subscribers",
-            FINANCE,
             web::route().to(reports::subscribers),
+        ),
+        report(
+            "/v1/reports/recognized-revenue",
+            web::route().to(reports::recognized_revenue),
+        ),
+        report("/v1/reports/disputes", web::route().to(reports::disputes)),
+        creating(
+            &["token"],
+            route(
+                Method::POST,
+                "/v1/sessions",
+                FINANCE,
+                web::route().to(sessions::open),
+            ),
+        ),
+        with_sessions(
+            Sessions::Required,
+            route(
+                Method::DELETE,
+                "/v1/sessions/current",
+                ANY_KEY,
+                web::route().to(sessions::close),
+            ),
+        ),
+        with_sessions(
+            Sessions::Accepted,
+            route(
+                Method::GET,
+                "/v1/whoami",
+                ANY_KEY,
+                web::route().to(sessions::whoami),
+            ),
         ),
         route(
             Method::GET,
@@ -479,7 +541,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for (path, rows) in by_path {
         let policy: auth::Policy = Rc::new(
             rows.iter()
-                .map(|r| (r.spec.method.clone(), r.spec.access))
+                .map(|r| (r.spec.method.clone(), (r.spec.access, r.spec.sessions)))
                 .collect::<HashMap<_, _>>(),
         );
         let allow = rows

@@ -1,4 +1,5 @@
-//! `/v1/reports/*`: revenue, MRR and subscribers for finance, as JSON or CSV.
+//! `/v1/reports/*`: revenue (cash and recognised), MRR, subscribers, disputes, licences and
+//! gifts for finance, as JSON or CSV.
 
 use actix_web::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,11 +11,12 @@ use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::reports::mrr::MrrRow;
 use crate::reports::periods::{self, DateRange, Interval, InvalidRange, Period};
+use crate::reports::recognized::RecognizedRow;
 use crate::reports::revenue::RevenueRow;
 use crate::reports::table::to_csv;
 
 /// The columns of each report's CSV, in order: the fields of its JSON rows.
-const REVENUE_COLUMNS: [&str; 10] = [
+const REVENUE_COLUMNS: [&str; 12] = [
     "period",
     "period_start",
     "period_end",
@@ -25,7 +27,20 @@ const REVENUE_COLUMNS: [&str; 10] = [
     "refunds",
     "net",
     "invoices",
+    "disputes_lost",
+    "net_after_disputes",
 ];
+const RECOGNIZED_COLUMNS: [&str; 8] = [
+    "month",
+    "plan_id",
+    "currency",
+    "deferred_start",
+    "billed",
+    "refunds",
+    "recognized",
+    "deferred_end",
+];
+const DISPUTE_COLUMNS: [&str; 5] = ["month", "currency", "status", "disputes", "amount"];
 const MRR_COLUMNS: [&str; 13] = [
     "month",
     "plan_id",
@@ -224,6 +239,16 @@ struct MrrReport<'a> {
     notes: Vec<String>,
 }
 
+/// The recognised revenue report as JSON.
+#[derive(Debug, Serialize)]
+struct RecognizedReport<'a> {
+    from: String,
+    to: String,
+    group_by: &'a str,
+    time_zone: &'static str,
+    rows: &'a [RecognizedRow],
+}
+
 /// The subscribers report as JSON.
 #[derive(Debug, Serialize)]
 struct SubscribersReport<'a> {
@@ -287,7 +312,8 @@ pub async fn mrr(
     let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
     let group_by = query.group_by.as_deref().unwrap_or("none");
     let plan = by_plan(Some(group_by), &["plan", "none"])?;
-    let (rows, gaps) = state.reports().mrr(&months, plan).await?;
+    let computed = state.reports().mrr(&months, plan).await?;
+    let (rows, gaps) = &*computed;
     let notes: Vec<String> = gaps
         .unknown_prices
         .iter()
@@ -304,14 +330,14 @@ pub async fn mrr(
         to: to.to_string(),
         group_by,
         time_zone: time_zone.name(),
-        rows: &rows,
+        rows,
         notes,
     };
     answer(
         format,
         &body,
         &grouped(&MRR_COLUMNS, plan),
-        &rows,
+        rows,
         &format!("mrr-{from}-{to}.csv"),
     )
 }
@@ -436,4 +462,49 @@ pub async fn gifts(
     let request = MonthlyRequest::parse(&state, &req, &query)?;
     let rows = state.reports().gifts(&request.months).await?;
     request.answer(&rows, &GIFT_COLUMNS, "gifts")
+}
+
+/// Recognised and deferred revenue per month, per currency (and plan).
+#[tracing::instrument(skip_all)]
+pub async fn recognized_revenue(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<MrrQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let format = format(&req, query.format.as_deref())?;
+    let time_zone = state.settings.billing().reporting_time_zone;
+    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
+    let group_by = query.group_by.as_deref().unwrap_or("none");
+    let plan = by_plan(Some(group_by), &["plan", "none"])?;
+    let rows = state
+        .reports()
+        .recognized(&months, plan, state.clock.now())
+        .await?;
+    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
+    let body = RecognizedReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        group_by,
+        time_zone: time_zone.name(),
+        rows: &rows,
+    };
+    answer(
+        format,
+        &body,
+        &grouped(&RECOGNIZED_COLUMNS, plan),
+        &rows,
+        &format!("recognized-revenue-{from}-{to}.csv"),
+    )
+}
+
+/// Disputes opened per month, by currency and status.
+#[tracing::instrument(skip_all)]
+pub async fn disputes(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<MonthsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let request = MonthlyRequest::parse(&state, &req, &query)?;
+    let rows = state.reports().disputes(&request.months).await?;
+    request.answer(&rows, &DISPUTE_COLUMNS, "disputes")
 }

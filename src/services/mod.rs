@@ -18,6 +18,7 @@ pub mod plans;
 pub mod readers;
 pub mod reconcile;
 pub mod reports;
+pub mod sessions;
 pub mod teams;
 pub mod webhooks;
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::domain::time::rfc3339;
-use crate::domain::{Actor, AuditEntry, Change, Version};
+use crate::domain::{Actor, ActorRole, AuditEntry, Change, SyncRun, SyncRunId, Version};
 use crate::services::ServiceError;
 use crate::services::mirror::Mirror;
 use crate::store::{ApplyOutcome, Store, StoreError};
@@ -79,16 +79,42 @@ pub struct Reconcile<'a> {
     pub window: TimeDelta,
 }
 
+/// The reconcile run that started last, if one ever ran.
+pub async fn last_run(store: &dyn Store) -> Result<Option<SyncRun>, ServiceError> {
+    Ok(store.last_sync_run().await?)
+}
+
 impl Reconcile<'_> {
     /// Runs one reconcile as of `now` on behalf of `actor`, and records it in the audit log
     /// with its report (or why it stopped). Its repairs are many transactions, each applying
     /// what Stripe says; the entry follows them.
     pub async fn run(&self, now: DateTime<Utc>, actor: &Actor) -> Result<SyncReport, SyncError> {
+        let started = std::time::Instant::now();
         let outcome = self.sync(now).await;
         let changes = match &outcome {
             Ok(report) => serde_json::to_value(report).unwrap_or_default(),
             Err(error) => serde_json::json!({ "error": error.to_string() }),
         };
+        let run = SyncRun {
+            id: SyncRunId::generate().to_string(),
+            source: if actor.role == ActorRole::Cli {
+                "cli"
+            } else {
+                "api"
+            }
+            .to_owned(),
+            started_at: now,
+            finished_at: now + TimeDelta::from_std(started.elapsed()).unwrap_or_default(),
+            outcome: if outcome.is_ok() {
+                "succeeded"
+            } else {
+                "failed"
+            }
+            .to_owned(),
+            report: outcome.is_ok().then(|| changes.clone()),
+            error: outcome.as_ref().err().map(ToString::to_string),
+        };
+        self.store.insert_sync_run(&run).await?;
         self.store
             .append_audit_entry(&AuditEntry::new(
                 actor,

@@ -51,7 +51,7 @@ pub trait ApiKeyStore: Send + Sync {
 }
 
 #[derive(FromRow)]
-struct ApiKeyRow {
+pub(super) struct ApiKeyRow {
     id: String,
     name: String,
     role: String,

@@ -21,6 +21,8 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// PostgreSQL `FOR UPDATE SKIP LOCKED`, so that a claim never waits on, nor deadlocks with,
     /// a write holding some of the rows; nothing on SQLite, whose writers take turns.
     const SKIP_LOCKED: &'static str;
+    /// The aggregate that joins texts with a separator, in a given order.
+    const STRING_AGG: &'static str;
     /// Takes the transaction-scoped lock that mirror writes share, or `None` where the write
     /// transaction already excludes every other writer. Applying a change reads what is stored
     /// to decide what to write (the newest snapshot wins, a terminal state stays terminal, a

@@ -124,8 +124,8 @@ impl<DB: Dialect> SqlStore<DB> {
         };
         let written = sqlx::query(
             "INSERT INTO gift_subscriptions (id, checkout_session, buyer, plan_id, months, \
-             code_hash, code_sealed, amount_total, currency, purchased_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             code_hash, code_sealed, amount_total, currency, purchased_at, expires_at, amount_tax) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (checkout_session) DO NOTHING",
         )
         .bind(issued.id.as_str().to_owned())
@@ -139,6 +139,7 @@ impl<DB: Dialect> SqlStore<DB> {
         .bind(purchase.currency.clone())
         .bind(purchase.purchased_at.timestamp_millis())
         .bind(issued.expires_at.timestamp_millis())
+        .bind(purchase.amount_tax)
         .execute(&mut *conn)
         .await?;
         if DB::rows_affected(&written) == 1 {

@@ -27,6 +27,7 @@ mod plans;
 mod postgres;
 mod readers;
 mod report_inputs;
+mod sessions;
 mod signing_keys;
 mod sqlite;
 mod teams;
@@ -59,6 +60,7 @@ pub use outbound::{
 pub use plans::{PlanStore, PlanWrite};
 pub use readers::{CustomerLink, ReaderRecord, ReaderStore};
 pub use report_inputs::ReportStore;
+pub use sessions::SessionStore;
 pub use signing_keys::{SigningKeyStore, StoredSigningKey};
 pub use teams::{Seating, TeamMember, TeamStore};
 pub use webhook_events::{EventFailure, EventFilter, EventStore, StoredEvent};
@@ -83,6 +85,7 @@ pub trait Store:
     + MeterStore
     + SigningKeyStore
     + ReportStore
+    + SessionStore
     + EndpointStore
     + DeliveryStore
     + EntitlementWatchStore

@@ -324,6 +324,7 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
         }
         Self::mark_plan_readers(&mut tx, id.as_str(), at).await?;
         Self::append_audit(&mut *tx, audit).await?;
+        Self::touch_reports(&mut tx).await?;
         tx.commit().await?;
         let plan = self.fetch_plans(id.as_str()).await?.pop().ok_or_else(|| {
             StoreError::Other(anyhow::anyhow!("plan {id} vanished after it was stored"))
@@ -358,6 +359,7 @@ impl<DB: Dialect> PlanStore for SqlStore<DB> {
                 .await?;
         if DB::rows_affected(&archived) == 1 {
             Self::append_audit(&mut *tx, audit).await?;
+            Self::touch_reports(&mut tx).await?;
         }
         tx.commit().await?;
         self.get_plan(id).await

@@ -21,6 +21,7 @@ const JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
     const SKIP_LOCKED: &'static str = "";
+    const STRING_AGG: &'static str = "group_concat";
     const LOCK_MIRROR: Option<&'static str> = None;
     const LOCK_LICENCES: Option<&'static str> = None;
     const LOCK_GIVER: Option<&'static str> = None;

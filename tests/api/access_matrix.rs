@@ -1,9 +1,10 @@
 //! Every route of the route table × no key, malformed, unknown and revoked keys, and each role.
+//! (Dashboard session tokens on every route: `sessions.rs`.)
 //! The routes come from the table the application is wired from, so a new route is checked
 //! the moment it exists.
 
 use tollgate::domain::Role;
-use tollgate::http::auth::Access;
+use tollgate::http::auth::{Access, Sessions};
 
 use crate::helpers::{TestApp, spawn_app};
 
@@ -65,7 +66,10 @@ async fn every_guarded_route_refuses_missing_bad_and_revoked_keys_and_wrong_role
                 }
                 for (role, key) in &keys {
                     let status = call(&app, &method, spec.path, Some(key)).await.status();
-                    if *role == Role::Admin || roles.contains(role) {
+                    if spec.sessions == Sessions::Required {
+                        // Signing out of a session takes the session's token, never a key.
+                        assert_eq!(status, 403, "{route} as {role}");
+                    } else if *role == Role::Admin || roles.contains(role) {
                         assert!(
                             status != 401 && status != 403,
                             "{route} as {role}: {status}"

@@ -110,6 +110,12 @@ impl TestDatabase {
         .await
     }
 
+    /// Every dashboard session as stored: its token's hash, and all its text cells joined.
+    pub async fn stored_sessions(&self) -> Vec<(Vec<u8>, String)> {
+        self.rows("SELECT token_hash, id || key_id FROM dashboard_sessions ORDER BY id")
+            .await
+    }
+
     /// Each gift subscription's code as it is stored: sealed (until redeemed) and hashed.
     pub async fn gift_codes_at_rest(&self) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
         self.rows("SELECT code_sealed, code_hash FROM gift_subscriptions ORDER BY id")

@@ -1,3 +1,4 @@
+// long file: one fake Stripe and the shaped fixtures every reconcile test reads
 //! `POST /v1/admin/stripe/sync` and `tollgate stripe sync` against a fake Stripe API: a local
 //! actix-web server that answers list endpoints a page at a time with the fixtures' objects and
 //! records every request it gets.
@@ -93,6 +94,12 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET /v1/admin/stripe/sync/last`.
+    async fn last_sync(&self) -> reqwest::Response {
+        self.get("/v1/admin/stripe/sync/last", Some(&self.admin_key))
+            .await
     }
 
     /// A reconcile, which must answer 200 with its report.
@@ -464,6 +471,7 @@ async fn a_stripe_error_is_a_502_problem_carrying_stripes_error_type_and_never_t
         .start()
         .await;
     let app = stripe.app().await;
+    problem(app.last_sync().await, 404, "not_found").await;
 
     let body = problem(app.reconcile().await, 502, "stripe_error").await;
 
@@ -471,8 +479,20 @@ async fn a_stripe_error_is_a_502_problem_carrying_stripes_error_type_and_never_t
     assert!(detail.contains("invalid_request_error"), "{body}");
     assert!(detail.contains("401"), "{body}");
     assert!(!body.to_string().contains(SECRET_KEY), "{body}");
-    // The first refusal ends the reconcile.
+    // The first refusal ends the reconcile, and the run is remembered as failed, with why.
     assert_eq!(stripe.paths(), ["/v1/prices"]);
+    let last: Value = app.last_sync().await.json().await.unwrap();
+    assert_eq!(last["outcome"], "failed", "{last}");
+    assert_eq!(last["trigger"], "api");
+    assert_eq!(last["report"], Value::Null);
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_request_error"),
+        "{last}"
+    );
+    assert!(!last.to_string().contains(SECRET_KEY), "{last}");
     assert_eq!(
         stripe.seen()[0].authorization.as_deref(),
         Some("Bearer sk_test_fake_reconcile")
@@ -563,6 +583,19 @@ async fn the_command_line_reconcile_prints_its_report() {
     assert_eq!(reader["stripe_customer_id"], CUSTOMER_42);
     assert_eq!(reader["subscriptions"][0]["id"], SUBSCRIPTION_42);
     assert_eq!(app.entitlements("reader-42").await, ["articles"]);
+    // The operations page sees the run: when, from where, and what it printed.
+    let last: Value = app.last_sync().await.json().await.unwrap();
+    assert_eq!(last["trigger"], "cli", "{last}");
+    assert_eq!(last["outcome"], "succeeded");
+    assert_eq!(last["report"], printed);
+    assert_eq!(last["error"], Value::Null);
+    let started = DateTime::parse_from_rfc3339(last["started_at"].as_str().unwrap()).unwrap();
+    let finished = DateTime::parse_from_rfc3339(last["finished_at"].as_str().unwrap()).unwrap();
+    assert!(
+        started <= finished && finished.timestamp() <= after.timestamp() + 1,
+        "{last}"
+    );
+    assert!(last["id"].as_str().unwrap().starts_with("syn_"), "{last}");
     stripe.stop().await;
 }
 

@@ -659,7 +659,8 @@ async fn revenue_by_month_and_plan_matches_the_hand_computed_table_in_json_and_c
                 "period": month, "period_start": format!("{month}-01"),
                 "period_end": format!("{month}-{}", last_day(month)), "plan_id": plan,
                 "currency": currency, "gross": gross, "tax": tax, "refunds": refunds,
-                "net": gross - refunds, "invoices": invoices,
+                "net": gross - refunds, "invoices": invoices, "disputes_lost": 0,
+                "net_after_disputes": gross - refunds,
             })
         })
         .collect();
@@ -677,12 +678,14 @@ async fn revenue_by_month_and_plan_matches_the_hand_computed_table_in_json_and_c
         "attachment; filename=\"revenue-2026-01-01-2026-06-30.csv\""
     );
     let mut expected_csv = String::from(
-        "period,period_start,period_end,plan_id,currency,gross,tax,refunds,net,invoices\r\n",
+        "period,period_start,period_end,plan_id,currency,gross,tax,refunds,net,invoices,\
+         disputes_lost,net_after_disputes\r\n",
     );
     for &(month, currency, plan, gross, tax, refunds, invoices) in &REVENUE_BY_PLAN {
         expected_csv.push_str(&format!(
-            "{month},{month}-01,{month}-{},{plan},{currency},{gross},{tax},{refunds},{},{invoices}\r\n",
+            "{month},{month}-01,{month}-{},{plan},{currency},{gross},{tax},{refunds},{},{invoices},0,{}\r\n",
             last_day(month),
+            gross - refunds,
             gross - refunds
         ));
     }
@@ -712,6 +715,7 @@ async fn revenue_by_iso_week_clips_the_first_week_to_the_range_and_sums_currenci
         json!({
             "period": period, "period_start": start, "period_end": end, "currency": "eur",
             "gross": gross, "tax": tax, "refunds": 0, "net": gross, "invoices": invoices,
+            "disputes_lost": 0, "net_after_disputes": gross,
         })
     };
     assert_eq!(
@@ -1060,7 +1064,8 @@ async fn text_cells_a_spreadsheet_would_run_as_formulas_are_escaped_in_csv() {
     let (_, csv) = app.csv(&finance, path).await;
     assert_eq!(
         csv,
-        "period,period_start,period_end,currency,gross,tax,refunds,net,invoices\r\n\
-         2026-01,2026-01-01,2026-01-31,'=2+3,1000,0,0,1000,1\r\n"
+        "period,period_start,period_end,currency,gross,tax,refunds,net,invoices,disputes_lost,\
+         net_after_disputes\r\n\
+         2026-01,2026-01-01,2026-01-31,'=2+3,1000,0,0,1000,1,0,1000\r\n"
     );
 }

@@ -192,3 +192,37 @@ pub fn refund(
     refund["created"] = created.into();
     event
 }
+
+const DISPUTE: &[u8] = include_bytes!("../fixtures/stripe/charge.dispute.created.json");
+
+/// `charge.dispute.<kind>`: dispute `dp_{name}` of `amount` against the charge paid through
+/// `intent`, with Stripe's `status`, opened at `opened`.
+pub fn dispute(
+    kind: &str,
+    event_id: &str,
+    created: i64,
+    (name, intent, opened): (&str, &str, i64),
+    (currency, amount, status): (&str, i64, &str),
+) -> Value {
+    let mut event = envelope(
+        DISPUTE,
+        &format!("charge.dispute.{kind}"),
+        event_id,
+        created,
+    );
+    let object = &mut event["data"]["object"];
+    object["id"] = format!("dp_{name}").into();
+    object["charge"] = format!("ch_{name}").into();
+    object["payment_intent"] = intent.into();
+    object["currency"] = currency.into();
+    object["amount"] = amount.into();
+    object["status"] = status.into();
+    object["created"] = opened.into();
+    event
+}
+
+/// `event` (an invoice's) with its line's service period set to `start..end`.
+pub fn with_period(mut event: Value, start: i64, end: i64) -> Value {
+    event["data"]["object"]["lines"]["data"][0]["period"] = json!({ "start": start, "end": end });
+    event
+}

@@ -204,7 +204,8 @@ impl<DB: Dialect> SqlStore<DB> {
         Ok(())
     }
 
-    /// Links refunds stored without an invoice to `invoice_id`, now that a payment names it.
+    /// Links refunds and disputes stored without an invoice to `invoice_id`, now that a payment
+    /// names it.
     async fn attribute_refunds(
         conn: &mut DB::Connection,
         invoice_id: &str,
@@ -214,20 +215,24 @@ impl<DB: Dialect> SqlStore<DB> {
         if payment_intent_id.is_none() && charge_id.is_none() {
             return Ok(());
         }
-        sqlx::query(
+        for sql in [
             "UPDATE refunds SET invoice_id = $1 WHERE invoice_id IS NULL \
              AND (payment_intent_id = $2 OR charge_id = $3)",
-        )
-        .bind(invoice_id.to_owned())
-        .bind(payment_intent_id.map(str::to_owned))
-        .bind(charge_id.map(str::to_owned))
-        .execute(&mut *conn)
-        .await?;
+            "UPDATE disputes SET invoice_id = $1 WHERE invoice_id IS NULL \
+             AND (payment_intent_id = $2 OR charge_id = $3)",
+        ] {
+            sqlx::query(sql)
+                .bind(invoice_id.to_owned())
+                .bind(payment_intent_id.map(str::to_owned))
+                .bind(charge_id.map(str::to_owned))
+                .execute(&mut *conn)
+                .await?;
+        }
         Ok(())
     }
 
     /// The invoice a refund takes money back from, from what the mirror knows of its payment.
-    async fn invoice_of_payment(
+    pub(super) async fn invoice_of_payment(
         conn: &mut DB::Connection,
         payment_intent_id: Option<&str>,
         charge_id: Option<&str>,

@@ -4,6 +4,7 @@
 //! by `billing.rs`; a reader's mirrored state is read back by `readers.rs`.
 
 mod billing;
+mod disputes;
 mod subscriptions;
 
 use async_trait::async_trait;
@@ -155,6 +156,9 @@ impl<DB: Dialect> MirrorStore for SqlStore<DB> {
             .bind(id.as_str().to_owned())
             .execute(&mut *tx)
             .await?;
+        if report.changed > 0 || report.prices_changed > 0 {
+            Self::touch_reports(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(ApplyOutcome::Applied(report))
     }
@@ -174,6 +178,11 @@ impl<DB: Dialect> MirrorStore for SqlStore<DB> {
                     Step::Done => ApplyOutcome::Applied(report),
                     Step::Waiting(customer_id) => ApplyOutcome::Waiting { customer_id },
                 };
+            if matches!(&outcome, ApplyOutcome::Applied(report)
+                if report.changed > 0 || report.prices_changed > 0)
+            {
+                Self::touch_reports(&mut tx).await?;
+            }
             tx.commit().await?;
             outcomes.push(outcome);
         }
@@ -238,6 +247,10 @@ impl<DB: Dialect> SqlStore<DB> {
                 for refund in refunds {
                     Self::put_refund(conn, refund, version, at, report).await?;
                 }
+                Ok(Step::Done)
+            }
+            Change::Dispute(dispute) => {
+                Self::put_dispute(conn, dispute, version, at, report).await?;
                 Ok(Step::Done)
             }
             Change::Price(price) => {

@@ -53,6 +53,7 @@ fn gift_purchase(session: &Value, created: i64) -> Option<GiftPurchase> {
         plan_id,
         months: text(session, "/metadata/gift_months").and_then(|m| m.parse().ok()),
         amount_total: int(session, "/amount_total"),
+        amount_tax: int(session, "/total_details/amount_tax"),
         currency: text(session, "/currency"),
         purchased_at: DateTime::from_timestamp(created, 0)?,
         issued: None,

@@ -28,6 +28,12 @@ pub(super) fn fixture(name: &str) -> Value {
         }
         "price_created" => include_str!("../../../tests/fixtures/stripe/price.created.json"),
         "price_updated" => include_str!("../../../tests/fixtures/stripe/price.updated.json"),
+        "dispute_created" => {
+            include_str!("../../../tests/fixtures/stripe/charge.dispute.created.json")
+        }
+        "dispute_lost" => {
+            include_str!("../../../tests/fixtures/stripe/charge.dispute.closed.lost.json")
+        }
         _ => unreachable!("no fixture {name}"),
     };
     serde_json::from_str(text).unwrap()

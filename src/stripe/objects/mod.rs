@@ -4,6 +4,7 @@
 //! optional ones may be missing or `null`, and expandable references may be an id or an object.
 
 mod customers;
+mod disputes;
 mod error;
 mod fields;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod prices;
 mod refunds;
 mod subscriptions;
 
+pub use disputes::dispute;
 pub use error::ObjectError;
 pub use invoices::{invoice, invoice_payment};
 pub use prices::price;
@@ -27,7 +29,7 @@ use fields::{int, text};
 use subscriptions::item_prices;
 
 /// The event types tollgate applies; every other type is stored and acknowledged only.
-pub const APPLIED_TYPES: [&str; 23] = [
+pub const APPLIED_TYPES: [&str; 26] = [
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "customer.subscription.created",
@@ -47,6 +49,9 @@ pub const APPLIED_TYPES: [&str; 23] = [
     "charge.refunded",
     "refund.created",
     "refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
     "customer.deleted",
     "price.created",
     "price.updated",
@@ -86,6 +91,9 @@ pub fn changes(kind: &str, event: &Value) -> Result<Vec<Change>, ObjectError> {
         "invoice_payment.paid" => vec![Change::InvoicePayment(invoice_payment(object)?)],
         "charge.refunded" => vec![Change::Refunds(charge_refunds(object)?)],
         "refund.created" | "refund.updated" => vec![Change::Refunds(vec![refund(object, None)?])],
+        "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
+            vec![Change::Dispute(dispute(object)?)]
+        }
         "price.created" | "price.updated" => vec![Change::Price(price(object, version)?)],
         "price.deleted" => vec![Change::Price(Price {
             active: false,
