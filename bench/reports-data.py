@@ -4,7 +4,8 @@
   python3 bench/reports-data.py generate OUT_DIR --end 2026-11-01 [--months 24] [--invoices N]
       [--subscriptions N] [--refunds N] [--seed N]
       Writes one CSV per table (header row, empty field = NULL, booleans 0/1) in load order, and
-      expected.json: what the revenue report must total over the window, per currency.
+      expected.json: what the revenue report must total over the window, per currency, and
+      what the recognised revenue report must bill and refund.
   python3 bench/reports-data.py load-sqlite DB_FILE OUT_DIR
       Inserts the CSVs into a migrated SQLite database, in one transaction.
   python3 bench/reports-data.py rows FILE
@@ -295,6 +296,9 @@ def generate(args):
     refund_of = []   # (invoice id, charge, pi, currency, amount_paid, paid_at, in_plan)
 
     expected = {cur: {"gross": 0, "tax": 0, "refunds": 0, "invoices": 0} for cur in CURRENCIES}
+    # What the recognised revenue report must total: billed net of tax, refunds net of their
+    # share of their invoice's tax (rounded half to even, as tollgate does).
+    recognized = {cur: {"billed": 0, "refunds": 0} for cur in CURRENCIES}
     n = 0        # invoices written
     g = 0        # scheduled invoices seen
     items_json = '[{{"id":"{}","price":"{}","quantity":{}}}]'
@@ -312,8 +316,9 @@ def generate(args):
                 qty, start, stop, 0, none)
         if n in refunded:
             refund_of.append((iid, f"ch_bench{n:07d}", f"pi_bench{n:07d}", cur, total, paid,
-                              item is not None))
+                              item is not None, tax))
         if item is not None and w_start <= paid < w_end:
+            recognized[cur]["billed"] += total - tax
             e = expected[cur]
             e["gross"] += total
             e["tax"] += tax
@@ -375,28 +380,32 @@ def generate(args):
                 else "succeeded")
 
     rows = []
-    for iid, ch, pi, cur, paid_amount, paid, in_plan in refund_of:
+    for iid, ch, pi, cur, paid_amount, paid, in_plan, tax in refund_of:
         amount = paid_amount if rnd.random() < 0.6 else paid_amount // 2
-        rows.append((ch, pi, iid, amount, cur, paid + rnd.randint(3600, 20 * DAY), in_plan))
+        net = amount - half_even(amount * tax, paid_amount) if paid_amount else amount
+        rows.append((ch, pi, iid, amount, cur, paid + rnd.randint(3600, 20 * DAY), in_plan,
+                     net if in_plan else None))
     for _ in range(n_unattributed):
         cur = "eur" if rnd.random() < 0.6 else "usd"
         rows.append((f"ch_bench_x{len(rows):07d}", none, none, rnd.randint(5, 50) * 100, cur,
-                     rnd.randint(w_start, w_end - 1), True))
+                     rnd.randint(w_start, w_end - 1), True, None))
     rows.sort(key=lambda r: r[5])
-    for k, (ch, pi, iid, amount, cur, created, counted) in enumerate(rows):
+    for k, (ch, pi, iid, amount, cur, created, counted, net) in enumerate(rows):
         status = status_of()
         out.row("refunds", f"re_bench{k:07d}", ch, pi, iid, amount, cur, status,
                 rnd.choice(reasons), created, created, f"evt_bench_re{k:07d}",
                 fp(20_000_000 + k), created * 1000 + 250)
         if counted and status not in ("failed", "canceled") and w_start <= created < w_end:
             expected[cur]["refunds"] += amount
+            if net is not None:
+                recognized[cur]["refunds"] += net
     for e in expected.values():
         e["net"] = e["gross"] - e["refunds"]
     out.close()
     day = lambda t: dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d")
     with open(os.path.join(args.out, "expected.json"), "w") as f:
-        json.dump({"from": day(w_start), "to": day(w_end - DAY), "currencies": expected}, f,
-                  indent=1)
+        json.dump({"from": day(w_start), "to": day(w_end - DAY), "currencies": expected,
+                   "recognized": recognized}, f, indent=1)
     print(" ".join(f"{t}={c}" for t, c in out.counts.items()), file=sys.stderr)
 
 
@@ -429,6 +438,42 @@ def read_rows(path):
 
 def rows(args):
     print(len(read_rows(args.file)))
+
+
+def half_even(numerator, denominator):
+    """numerator / denominator (positive) rounded half to even."""
+    q, r = divmod(numerator, denominator)
+    if 2 * r > denominator or (2 * r == denominator and q % 2):
+        q += 1
+    return q
+
+
+def check_recognized(args):
+    """Every row's identity, each group's months chained from nothing deferred before the
+    window, nothing ever deferred below zero, and billed and refunds per currency as generated."""
+    with open(args.expected) as f:
+        expected = json.load(f)["recognized"]
+    got = {cur: {"billed": 0, "refunds": 0} for cur in expected}
+    last = {}
+    wrong = []
+    for row in read_rows(args.file):
+        v = {k: int(row[k]) for k in
+             ("deferred_start", "billed", "refunds", "recognized", "deferred_end")}
+        key = (row["currency"], row.get("plan_id"))
+        if v["deferred_start"] + v["billed"] - v["refunds"] - v["recognized"] != v["deferred_end"]:
+            wrong.append(f"{row['month']} {key}: the row does not add up")
+        if last.get(key, 0) != v["deferred_start"]:
+            wrong.append(f"{row['month']} {key}: starts at {v['deferred_start']}, "
+                         f"the month before ended at {last.get(key, 0)}")
+        if v["deferred_end"] < 0:
+            wrong.append(f"{row['month']} {key}: {v['deferred_end']} deferred")
+        last[key] = v["deferred_end"]
+        got[row["currency"]]["billed"] += v["billed"]
+        got[row["currency"]]["refunds"] += v["refunds"]
+    wrong += [f"{cur} {k}: {got[cur][k]} (expected {n})"
+              for cur, e in expected.items() for k, n in e.items() if got[cur][k] != n]
+    if wrong:
+        sys.exit("; ".join(wrong[:10]))
 
 
 def check_revenue(args):
@@ -468,6 +513,10 @@ def main():
     c.add_argument("file")
     c.add_argument("expected")
     c.set_defaults(func=check_revenue)
+    c = sub.add_parser("check-recognized")
+    c.add_argument("file")
+    c.add_argument("expected")
+    c.set_defaults(func=check_recognized)
     args = p.parse_args()
     args.func(args)
 
