@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::reports::mrr::MrrRow;
 use crate::reports::periods::{self, DateRange, Interval, InvalidRange, Period};
-use crate::reports::recognized::RecognizedRow;
 use crate::reports::revenue::RevenueRow;
 use crate::reports::table::to_csv;
 
@@ -83,7 +81,8 @@ pub struct RevenueQuery {
     format: Option<String>,
 }
 
-/// `?from=&to=&group_by=&format=`
+/// `?from=&to=&group_by=&format=`, for the monthly reports grouped by plan or not (MRR,
+/// recognised revenue).
 #[derive(Debug, Deserialize)]
 pub struct MrrQuery {
     from: Option<String>,
@@ -228,27 +227,6 @@ struct RevenueReport<'a> {
     rows: &'a [RevenueRow],
 }
 
-/// The MRR report as JSON.
-#[derive(Debug, Serialize)]
-struct MrrReport<'a> {
-    from: String,
-    to: String,
-    group_by: &'a str,
-    time_zone: &'static str,
-    rows: &'a [MrrRow],
-    notes: Vec<String>,
-}
-
-/// The recognised revenue report as JSON.
-#[derive(Debug, Serialize)]
-struct RecognizedReport<'a> {
-    from: String,
-    to: String,
-    group_by: &'a str,
-    time_zone: &'static str,
-    rows: &'a [RecognizedRow],
-}
-
 /// The subscribers report as JSON.
 #[derive(Debug, Serialize)]
 struct SubscribersReport<'a> {
@@ -300,6 +278,74 @@ pub async fn revenue(
     )
 }
 
+/// A month-by-month report grouped by currency and optionally plan (MRR, recognised revenue)
+/// as JSON.
+#[derive(Debug, Serialize)]
+struct GroupedReport<'a, R> {
+    from: &'a str,
+    to: &'a str,
+    group_by: &'a str,
+    time_zone: &'static str,
+    rows: &'a [R],
+    /// What the figures could not take into account (MRR only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<Vec<String>>,
+}
+
+/// What a grouped month-by-month report was asked for.
+struct GroupedRequest<'q> {
+    monthly: MonthlyRequest,
+    group_by: &'q str,
+    by_plan: bool,
+}
+
+impl<'q> GroupedRequest<'q> {
+    fn parse(state: &AppState, req: &HttpRequest, query: &'q MrrQuery) -> Result<Self, ApiError> {
+        let monthly = MonthlyRequest::parse(
+            state,
+            req,
+            &MonthsQuery {
+                from: query.from.clone(),
+                to: query.to.clone(),
+                format: query.format.clone(),
+            },
+        )?;
+        let group_by = query.group_by.as_deref().unwrap_or("none");
+        let by_plan = by_plan(Some(group_by), &["plan", "none"])?;
+        Ok(Self {
+            monthly,
+            group_by,
+            by_plan,
+        })
+    }
+
+    /// The answer with `rows` (and `notes`), as JSON or as CSV named `NAME-FROM-TO.csv`.
+    fn answer<R: Serialize>(
+        &self,
+        rows: &[R],
+        notes: Option<Vec<String>>,
+        columns: &[&'static str],
+        name: &str,
+    ) -> Result<HttpResponse, ApiError> {
+        let request = &self.monthly;
+        let body = GroupedReport {
+            from: &request.from,
+            to: &request.to,
+            group_by: self.group_by,
+            time_zone: request.time_zone.name(),
+            rows,
+            notes,
+        };
+        answer(
+            request.format,
+            &body,
+            &grouped(columns, self.by_plan),
+            rows,
+            &format!("{name}-{}-{}.csv", request.from, request.to),
+        )
+    }
+}
+
 /// MRR and its movements per month, per currency (and plan).
 #[tracing::instrument(skip_all)]
 pub async fn mrr(
@@ -307,12 +353,11 @@ pub async fn mrr(
     req: HttpRequest,
     query: web::Query<MrrQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let format = format(&req, query.format.as_deref())?;
-    let time_zone = state.settings.billing().reporting_time_zone;
-    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
-    let group_by = query.group_by.as_deref().unwrap_or("none");
-    let plan = by_plan(Some(group_by), &["plan", "none"])?;
-    let computed = state.reports().mrr(&months, plan).await?;
+    let request = GroupedRequest::parse(&state, &req, &query)?;
+    let computed = state
+        .reports()
+        .mrr(&request.monthly.months, request.by_plan)
+        .await?;
     let (rows, gaps) = &*computed;
     let notes: Vec<String> = gaps
         .unknown_prices
@@ -324,22 +369,7 @@ pub async fn mrr(
             )
         })
         .collect();
-    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
-    let body = MrrReport {
-        from: from.to_string(),
-        to: to.to_string(),
-        group_by,
-        time_zone: time_zone.name(),
-        rows,
-        notes,
-    };
-    answer(
-        format,
-        &body,
-        &grouped(&MRR_COLUMNS, plan),
-        rows,
-        &format!("mrr-{from}-{to}.csv"),
-    )
+    request.answer(rows, Some(notes), &MRR_COLUMNS, "mrr")
 }
 
 /// A row of the subscribers report.
@@ -471,30 +501,12 @@ pub async fn recognized_revenue(
     req: HttpRequest,
     query: web::Query<MrrQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let format = format(&req, query.format.as_deref())?;
-    let time_zone = state.settings.billing().reporting_time_zone;
-    let (from, to, months) = month_range(query.from.as_ref(), query.to.as_ref(), time_zone)?;
-    let group_by = query.group_by.as_deref().unwrap_or("none");
-    let plan = by_plan(Some(group_by), &["plan", "none"])?;
+    let request = GroupedRequest::parse(&state, &req, &query)?;
     let rows = state
         .reports()
-        .recognized(&months, plan, state.clock.now())
+        .recognized(&request.monthly.months, request.by_plan, state.clock.now())
         .await?;
-    let (from, to) = (from.format("%Y-%m"), to.format("%Y-%m"));
-    let body = RecognizedReport {
-        from: from.to_string(),
-        to: to.to_string(),
-        group_by,
-        time_zone: time_zone.name(),
-        rows: &rows,
-    };
-    answer(
-        format,
-        &body,
-        &grouped(&RECOGNIZED_COLUMNS, plan),
-        &rows,
-        &format!("recognized-revenue-{from}-{to}.csv"),
-    )
+    request.answer(&rows, None, &RECOGNIZED_COLUMNS, "recognized-revenue")
 }
 
 /// Disputes opened per month, by currency and status.

@@ -228,18 +228,18 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         to: i64,
         offset: i64,
     ) -> Result<Vec<InvoiceDay>, StoreError> {
-        let rows = sqlx::query_as::<DB, InvoiceSlotRow>(
-            "SELECT (paid_at + $3) / 86400 AS day, currency, price_id, \
+        let rows: Vec<InvoiceSlotRow> = self
+            .over_days(
+                "SELECT (paid_at + $3) / 86400 AS day, currency, price_id, \
              CAST(SUM(amount_paid) AS BIGINT) AS gross, CAST(SUM(tax) AS BIGINT) AS tax, \
              CAST(COUNT(*) AS BIGINT) AS invoices \
              FROM invoices WHERE status = 'paid' AND paid_at >= $1 AND paid_at < $2 \
              GROUP BY 1, 2, 3",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+                from,
+                to,
+                offset,
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| InvoiceDay {
@@ -259,19 +259,19 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         to: i64,
         offset: i64,
     ) -> Result<Vec<RefundDay>, StoreError> {
-        let rows = sqlx::query_as::<DB, RefundSlotRow>(
-            "SELECT (r.created + $3) / 86400 AS day, r.currency, i.price_id, \
+        let rows: Vec<RefundSlotRow> = self
+            .over_days(
+                "SELECT (r.created + $3) / 86400 AS day, r.currency, i.price_id, \
              (r.invoice_id IS NOT NULL) AS linked, CAST(SUM(r.amount) AS BIGINT) AS amount \
              FROM refunds r LEFT JOIN invoices i ON i.id = r.invoice_id \
              WHERE r.created >= $1 AND r.created < $2 \
              AND (r.status IS NULL OR r.status NOT IN ('failed', 'canceled')) \
              GROUP BY 1, 2, 3, 4",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+                from,
+                to,
+                offset,
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| RefundDay {
@@ -299,12 +299,7 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
              FROM disputes d LEFT JOIN invoices i ON i.id = d.invoice_id \
              WHERE d.status = 'lost' AND d.closed_at >= $1 AND d.closed_at < $2"
         );
-        let rows = sqlx::query_as::<DB, LostDisputeRow>(&sql)
-            .bind(from)
-            .bind(to)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<LostDisputeRow> = self.over_days(&sql, from, to, offset).await?;
         Ok(rows
             .into_iter()
             .map(|row| LostDispute {
@@ -325,16 +320,16 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         to: i64,
         offset: i64,
     ) -> Result<Vec<DisputeDay>, StoreError> {
-        let rows = sqlx::query_as::<DB, DisputeDayRow>(
-            "SELECT (created + $3) / 86400 AS day, currency, status, \
+        let rows: Vec<DisputeDayRow> = self
+            .over_days(
+                "SELECT (created + $3) / 86400 AS day, currency, status, \
              CAST(COUNT(*) AS BIGINT) AS disputes, CAST(SUM(amount) AS BIGINT) AS amount \
              FROM disputes WHERE created >= $1 AND created < $2 GROUP BY 1, 2, 3",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+                from,
+                to,
+                offset,
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|row| DisputeDay {
@@ -502,6 +497,26 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
 
 #[sql_bounds]
 impl<DB: Dialect> SqlStore<DB> {
+    /// The rows of `sql` over the instants `from..to` (`$1`, `$2`), with local days at UTC
+    /// offset `offset` (`$3`).
+    async fn over_days<R>(
+        &self,
+        sql: &str,
+        from: i64,
+        to: i64,
+        offset: i64,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        Ok(sqlx::query_as::<DB, R>(sql)
+            .bind(from)
+            .bind(to)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Moves the report generation on, inside the caller's transaction: what reports are
     /// computed from changes with it.
     pub(super) async fn touch_reports(conn: &mut DB::Connection) -> Result<(), StoreError> {

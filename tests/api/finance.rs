@@ -18,16 +18,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{Options, TestApp, spawn_app, spawn_app_with};
-use crate::stripe_events::{self, Invoice};
-
-fn noon(date: &str) -> i64 {
-    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .unwrap()
-        .and_hms_opt(12, 0, 0)
-        .unwrap()
-        .and_utc()
-        .timestamp()
-}
+use crate::stripe_events::{self, Invoice, noon};
 
 /// The invoice event of `id`, paid on `paid` for the service `start..end`.
 fn paid_invoice(

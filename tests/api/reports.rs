@@ -23,17 +23,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, problem, spawn_app};
-use crate::stripe_events::{self, Invoice, Subscription};
-
-/// 12:00 UTC on `date` (`2026-MM-DD`).
-fn noon(date: &str) -> i64 {
-    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .unwrap()
-        .and_hms_opt(12, 0, 0)
-        .unwrap()
-        .and_utc()
-        .timestamp()
-}
+use crate::stripe_events::{self, Invoice, Subscription, noon};
 
 /// A price object as Stripe embeds it in subscription items.
 fn price(id: &str) -> Value {

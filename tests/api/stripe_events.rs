@@ -10,6 +10,16 @@ const INVOICE: &[u8] = include_bytes!("../fixtures/stripe/invoice.paid.json");
 const INVOICE_PAYMENT: &[u8] = include_bytes!("../fixtures/stripe/invoice_payment.paid.json");
 const CHARGE_REFUNDED: &[u8] = include_bytes!("../fixtures/stripe/charge.refunded.json");
 
+/// 12:00 UTC on `date` (`YYYY-MM-DD`), in Unix seconds: when the stories' events happen.
+pub fn noon(date: &str) -> i64 {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp()
+}
+
 fn envelope(fixture: &[u8], kind: &str, id: &str, created: i64) -> Value {
     let mut event: Value = serde_json::from_slice(fixture).unwrap();
     event["type"] = kind.into();
