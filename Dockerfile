@@ -14,10 +14,11 @@ RUN mkdir src \
  && cargo build --release --locked \
  && rm -rf src
 
-# The migrations and the contract are compiled into the binary.
+# The migrations, the contract and the finance dashboard's files are compiled into the binary.
 COPY src ./src
 COPY migrations ./migrations
 COPY openapi.yaml ./
+COPY dashboard/public ./dashboard/public
 RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked
 
