@@ -23,6 +23,10 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     const SKIP_LOCKED: &'static str;
     /// The aggregate that joins texts with a separator, in a given order.
     const STRING_AGG: &'static str;
+    /// Whether a read of a million rows is faster packed by the database into a few texts than
+    /// row by row: on SQLite sqlx's cost per row dominates; PostgreSQL's binary rows are cheaper
+    /// than its aggregation into text.
+    const PACKS_LARGE_READS: bool;
     /// Takes the transaction-scoped lock that mirror writes share, or `None` where the write
     /// transaction already excludes every other writer. Applying a change reads what is stored
     /// to decide what to write (the newest snapshot wins, a terminal state stays terminal, a

@@ -27,6 +27,7 @@ impl Dialect for Postgres {
     // Two int4 keys, a key space apart from the meter subjects' single bigint keys: 'tg' and 1.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const STRING_AGG: &'static str = "string_agg";
+    const PACKS_LARGE_READS: bool = false;
     const LOCK_MIRROR: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(29799, 1)");
     const LOCK_LICENCES: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(29799, 2)");
     // A key space of its own ('tg' + 1) for givers, hashed by name.

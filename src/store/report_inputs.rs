@@ -113,6 +113,21 @@ struct DisputeDayRow {
     amount: i64,
 }
 
+#[derive(FromRow)]
+struct ServiceLineRow {
+    starts: bool,
+    refunded: Option<String>,
+    currency: String,
+    paid_at: i64,
+    amount_paid: i64,
+    tax: i64,
+    main_price: Option<String>,
+    price_id: Option<String>,
+    amount: Option<i64>,
+    period_start: Option<i64>,
+    period_end: Option<i64>,
+}
+
 /// Invoices read at once when they are packed into text.
 const PAGE: i64 = 50_000;
 /// What separates the fields of a packed invoice line (ASCII unit separator).
@@ -356,41 +371,11 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         {
             refunds.entry(invoice).or_default().push((created, amount));
         }
-        // A million lines read row by row cost sqlx several microseconds each on SQLite, most
-        // of the report's time: the database packs each page of invoices (and their lines, in
-        // order) into one text, which is read at once and taken apart here.
-        let sql = format!(
-            "SELECT {aggregate}(x, $4 ORDER BY id, position) AS packed, MAX(id) AS last \
-             FROM (SELECT i.id, COALESCE(l.position, 0) AS position, \
-               i.id || $3 || i.currency || $3 || CAST(i.paid_at AS TEXT) || $3 || \
-               CAST(i.amount_paid AS TEXT) || $3 || CAST(i.tax AS TEXT) || $3 || \
-               COALESCE(i.price_id, '') || $3 || COALESCE(l.price_id, '') || $3 || \
-               COALESCE(CAST(l.amount - l.discount_amount AS TEXT), '') || $3 || \
-               COALESCE(CAST(l.period_start AS TEXT), '') || $3 || \
-               COALESCE(CAST(l.period_end AS TEXT), '') AS x \
-               FROM (SELECT id, currency, paid_at, amount_paid, tax, price_id FROM invoices \
-                 WHERE status = 'paid' AND paid_at < $1 AND id > $2 ORDER BY id LIMIT $5) i \
-               LEFT JOIN invoice_lines l ON l.invoice_id = i.id) page",
-            aggregate = DB::STRING_AGG,
-        );
-        let mut out: Vec<InvoiceService> = Vec::new();
-        let mut after = String::new();
-        loop {
-            let (packed, last) = sqlx::query_as::<DB, (Option<String>, Option<String>)>(&sql)
-                .bind(before)
-                .bind(after.clone())
-                .bind(FIELD.to_string())
-                .bind(RECORD.to_string())
-                .bind(PAGE)
-                .fetch_one(&self.pool)
-                .await?;
-            let (Some(packed), Some(last)) = (packed, last) else {
-                break;
-            };
-            unpack_invoices(&packed, &mut refunds, &mut out)?;
-            after = last;
+        if DB::PACKS_LARGE_READS {
+            self.packed_invoice_services(before, refunds).await
+        } else {
+            self.listed_invoice_services(before, refunds).await
         }
-        Ok(out)
     }
 
     async fn gift_sales(&self, before: i64) -> Result<Vec<GiftSale>, StoreError> {
@@ -515,6 +500,94 @@ impl<DB: Dialect> SqlStore<DB> {
             .bind(offset)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// Invoices paid before `before` with their lines, read a page at a time, each page packed by
+    /// the database into one text: a million lines read row by row cost sqlx several
+    /// microseconds each on SQLite, most of the report's time.
+    async fn packed_invoice_services(
+        &self,
+        before: i64,
+        mut refunds: HashMap<String, Vec<(i64, i64)>>,
+    ) -> Result<Vec<InvoiceService>, StoreError> {
+        let sql = format!(
+            "SELECT {aggregate}(x, $4 ORDER BY id, position) AS packed, MAX(id) AS last \
+             FROM (SELECT i.id, COALESCE(l.position, 0) AS position, \
+               i.id || $3 || i.currency || $3 || CAST(i.paid_at AS TEXT) || $3 || \
+               CAST(i.amount_paid AS TEXT) || $3 || CAST(i.tax AS TEXT) || $3 || \
+               COALESCE(i.price_id, '') || $3 || COALESCE(l.price_id, '') || $3 || \
+               COALESCE(CAST(l.amount - l.discount_amount AS TEXT), '') || $3 || \
+               COALESCE(CAST(l.period_start AS TEXT), '') || $3 || \
+               COALESCE(CAST(l.period_end AS TEXT), '') AS x \
+               FROM (SELECT id, currency, paid_at, amount_paid, tax, price_id FROM invoices \
+                 WHERE status = 'paid' AND paid_at < $1 AND id > $2 ORDER BY id LIMIT $5) i \
+               LEFT JOIN invoice_lines l ON l.invoice_id = i.id) page",
+            aggregate = DB::STRING_AGG,
+        );
+        let mut out: Vec<InvoiceService> = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (packed, last) = sqlx::query_as::<DB, (Option<String>, Option<String>)>(&sql)
+                .bind(before)
+                .bind(after.clone())
+                .bind(FIELD.to_string())
+                .bind(RECORD.to_string())
+                .bind(PAGE)
+                .fetch_one(&self.pool)
+                .await?;
+            let (Some(packed), Some(last)) = (packed, last) else {
+                break;
+            };
+            unpack_invoices(&packed, &mut refunds, &mut out)?;
+            after = last;
+        }
+        Ok(out)
+    }
+
+    /// Invoices paid before `before` with their lines, one row a line: an invoice's first line
+    /// (or its only row, when it has none) starts it, and only refunded invoices carry their id.
+    async fn listed_invoice_services(
+        &self,
+        before: i64,
+        mut refunds: HashMap<String, Vec<(i64, i64)>>,
+    ) -> Result<Vec<InvoiceService>, StoreError> {
+        let rows = sqlx::query_as::<DB, ServiceLineRow>(
+            "SELECT (COALESCE(l.position, 0) = 0) AS starts, \
+             CASE WHEN EXISTS (SELECT 1 FROM refunds r WHERE r.invoice_id = i.id) \
+               THEN i.id END AS refunded, \
+             i.currency, i.paid_at, i.amount_paid, i.tax, i.price_id AS main_price, \
+             l.price_id, l.amount - l.discount_amount AS amount, l.period_start, l.period_end \
+             FROM invoices i LEFT JOIN invoice_lines l ON l.invoice_id = i.id \
+             WHERE i.status = 'paid' AND i.paid_at < $1 ORDER BY i.id, l.position",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<InvoiceService> = Vec::new();
+        for row in rows {
+            if row.starts || out.is_empty() {
+                out.push(InvoiceService {
+                    currency: row.currency,
+                    paid_at: row.paid_at,
+                    amount_paid: row.amount_paid,
+                    tax: row.tax,
+                    price_id: row.main_price,
+                    lines: Vec::new(),
+                    refunds: row
+                        .refunded
+                        .and_then(|id| refunds.remove(&id))
+                        .unwrap_or_default(),
+                });
+            }
+            if let (Some(invoice), Some(amount)) = (out.last_mut(), row.amount) {
+                invoice.lines.push(ServiceLine {
+                    price_id: row.price_id,
+                    amount,
+                    period: row.period_start.zip(row.period_end),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Moves the report generation on, inside the caller's transaction: what reports are

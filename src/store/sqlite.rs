@@ -22,6 +22,7 @@ impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
     const SKIP_LOCKED: &'static str = "";
     const STRING_AGG: &'static str = "group_concat";
+    const PACKS_LARGE_READS: bool = true;
     const LOCK_MIRROR: Option<&'static str> = None;
     const LOCK_LICENCES: Option<&'static str> = None;
     const LOCK_GIVER: Option<&'static str> = None;

@@ -474,3 +474,85 @@ async fn an_mrr_answer_kept_from_before_is_never_served_after_the_data_changed()
         .await;
     assert_eq!(mrr(get(&app, &finance, path).await.1), 0);
 }
+
+#[tokio::test]
+async fn an_invoice_of_two_lines_is_shared_between_their_plans_with_its_tax_and_refund() {
+    let app = spawn_app().await;
+    app.put_plan("digital", &["price_monthly_eur"], &["articles"])
+        .await;
+    app.put_plan("print", &["price_print_eur"], &["print"])
+        .await;
+    // 10.00 of digital and 30.00 of print for March, 19 % tax on top: 47.60 paid.
+    let mut event = paid_invoice(
+        "in_two",
+        "price_monthly_eur",
+        (4_000, 760),
+        "2026-03-01",
+        ("2026-03-01", "2026-04-01"),
+    );
+    let lines = &mut event["data"]["object"]["lines"]["data"];
+    let mut print = lines[0].clone();
+    print["id"] = "il_in_two_print".into();
+    print["pricing"]["price_details"]["price"] = "price_print_eur".into();
+    print["amount"] = 3_000.into();
+    lines[0]["amount"] = 1_000.into();
+    lines.as_array_mut().unwrap().push(print);
+    deliver(&app, &event).await;
+    deliver(
+        &app,
+        &stripe_events::invoice_payment(
+            "evt_pay_two",
+            noon("2026-03-01"),
+            "two",
+            "in_two",
+            "pi_two",
+        ),
+    )
+    .await;
+    // 23.80 back on 1 March, before a day was earned: 20.00 net, 5.00 and 15.00.
+    deliver(
+        &app,
+        &stripe_events::refund(
+            "evt_refund_two",
+            noon("2026-03-01"),
+            "two",
+            "pi_two",
+            "eur",
+            2_380,
+        ),
+    )
+    .await;
+    let finance = app.new_key("finance").await.1;
+    let (status, body) = get(
+        &app,
+        &finance,
+        "/v1/reports/recognized-revenue?from=2026-03&to=2026-04&group_by=plan",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let rows: Vec<(&str, &str, i64, i64, i64, i64)> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["month"].as_str().unwrap(),
+                r["plan_id"].as_str().unwrap(),
+                r["billed"].as_i64().unwrap(),
+                r["refunds"].as_i64().unwrap(),
+                r["recognized"].as_i64().unwrap(),
+                r["deferred_end"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("2026-03", "digital", 1_000, 500, 500, 0),
+            ("2026-03", "print", 3_000, 1_500, 1_500, 0),
+            ("2026-04", "digital", 0, 0, 0, 0),
+            ("2026-04", "print", 0, 0, 0, 0),
+        ]
+    );
+}
