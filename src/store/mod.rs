@@ -19,6 +19,7 @@ mod gift_subscriptions;
 mod gifts;
 mod grants;
 mod idempotency;
+mod invoice_reads;
 mod licences;
 mod meter;
 mod mirror;
