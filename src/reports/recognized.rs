@@ -77,7 +77,7 @@ impl Service {
 /// How the inputs' instants become local days and which plan a price belongs to.
 pub struct Context<'a> {
     /// The local day (since 1970-01-01) of a Unix second.
-    pub local_day: &'a dyn Fn(i64) -> i64,
+    pub local_day: &'a (dyn Fn(i64) -> i64 + Sync),
     /// Which plan owns each price.
     pub plans: &'a HashMap<StripePriceId, PlanId>,
     /// The plans' gift prices: an invoice line of one is a gift's payment, which the gift
@@ -288,55 +288,90 @@ pub struct Inputs<'a> {
 
 /// The recognised revenue report over `months` (consecutive, in order).
 pub fn report<'a>(
-    months: &[Period],
-    inputs: Inputs<'a>,
+    months: &'a [Period],
+    inputs: Inputs<'_>,
     context: &'a Context<'a>,
 ) -> Vec<RecognizedRow> {
-    let Some(last) = months.last() else {
-        return Vec::new();
-    };
-    let epoch_day = |date: chrono::NaiveDate| {
-        date.signed_duration_since(chrono::NaiveDate::default())
-            .num_days()
-    };
-    let mut boundaries: Vec<i64> = months.iter().map(|m| epoch_day(m.first_day)).collect();
-    boundaries.push(epoch_day(last.last_day) + 1);
-    let mut ledger = Ledger {
-        boundaries,
-        groups: Vec::new(),
-    };
-    let mut owners = Owners {
-        context,
-        known: HashMap::new(),
-    };
+    let mut recognizer = Recognizer::new(months, context);
     for invoice in inputs.invoices {
-        book_invoice(&mut ledger, invoice, context, &mut owners);
+        recognizer.add_invoice(invoice);
     }
-    let group = |plan: &'a str| if context.by_plan { plan } else { "" };
-    for gift in inputs.gifts {
-        let local = context.local_day;
-        let service = match gift.redeemed_at {
-            Some(redeemed) => {
-                let ends = chrono::DateTime::from_timestamp(redeemed, 0)
-                    .and_then(|at| at.checked_add_months(chrono::Months::new(gift.months)))
-                    .map_or(redeemed, |at| at.timestamp());
-                Service::days(local(redeemed), local(ends))
-            }
-            None if gift.expires_at <= context.now => {
-                let day = local(gift.expires_at);
-                Service::days(day, day + 1)
-            }
-            None => Service::Deferred,
+    recognizer.finish(inputs.gifts)
+}
+
+/// The report under construction, invoice by invoice, so that a million of them need not be
+/// held at once: [`Recognizer::add_invoice`] each, then [`Recognizer::finish`] with the gifts.
+pub struct Recognizer<'a> {
+    months: &'a [Period],
+    context: &'a Context<'a>,
+    ledger: Ledger,
+    owners: Owners<'a>,
+}
+
+impl<'a> Recognizer<'a> {
+    /// A report over `months` (consecutive, in order) with nothing booked yet.
+    pub fn new(months: &'a [Period], context: &'a Context<'a>) -> Self {
+        let epoch_day = |date: chrono::NaiveDate| {
+            date.signed_duration_since(chrono::NaiveDate::default())
+                .num_days()
         };
-        ledger.book(
-            (&gift.currency, group(&gift.plan_id)),
-            local(gift.purchased_at),
-            gift.amount,
-            service,
-            &[],
-        );
+        let mut boundaries: Vec<i64> = months.iter().map(|m| epoch_day(m.first_day)).collect();
+        if let Some(last) = months.last() {
+            boundaries.push(epoch_day(last.last_day) + 1);
+        }
+        Self {
+            months,
+            context,
+            ledger: Ledger {
+                boundaries,
+                groups: Vec::new(),
+            },
+            owners: Owners {
+                context,
+                known: HashMap::new(),
+            },
+        }
     }
-    rows(months, ledger, context.by_plan)
+
+    /// Books each line of a paid invoice, with its shares of the invoice's refunds.
+    pub fn add_invoice(&mut self, invoice: &InvoiceService) {
+        if !self.months.is_empty() {
+            book_invoice(&mut self.ledger, invoice, self.context, &mut self.owners);
+        }
+    }
+
+    /// Books the gift subscriptions sold and returns the report.
+    pub fn finish(mut self, gifts: &[GiftSale]) -> Vec<RecognizedRow> {
+        if self.months.is_empty() {
+            return Vec::new();
+        }
+        let context = self.context;
+        let local = context.local_day;
+        for gift in gifts {
+            let service = match gift.redeemed_at {
+                Some(redeemed) => {
+                    let ends = chrono::DateTime::from_timestamp(redeemed, 0)
+                        .and_then(|at| at.checked_add_months(chrono::Months::new(gift.months)))
+                        .map_or(redeemed, |at| at.timestamp());
+                    Service::days(local(redeemed), local(ends))
+                }
+                None if gift.expires_at <= context.now => {
+                    let day = local(gift.expires_at);
+                    Service::days(day, day + 1)
+                }
+                None => Service::Deferred,
+            };
+            let group = if context.by_plan { &gift.plan_id } else { "" };
+            self.ledger.book(
+                (&gift.currency, group),
+                local(gift.purchased_at),
+                gift.amount,
+                service,
+                &[],
+            );
+        }
+        rows(self.months, self.ledger, context.by_plan)
+    }
 }
 
 /// Who a price belongs to, for recognised revenue.
@@ -353,29 +388,30 @@ enum Owner<'a> {
 /// The owner of each price, found once per price.
 struct Owners<'a> {
     context: &'a Context<'a>,
-    known: HashMap<&'a str, Owner<'a>>,
+    known: HashMap<String, Owner<'a>>,
 }
 
 impl<'a> Owners<'a> {
-    fn of(&mut self, price: &'a str) -> Owner<'a> {
+    fn of(&mut self, price: &str) -> Owner<'a> {
+        if let Some(owner) = self.known.get(price) {
+            return *owner;
+        }
         let context = self.context;
-        *self.known.entry(price).or_insert_with(|| {
-            let Some(id) = StripePriceId::parse(price) else {
-                return Owner::Nobody;
-            };
-            if context.gift_prices.contains(&id) {
-                return Owner::Gift;
-            }
-            context
+        let owner = match StripePriceId::parse(price) {
+            None => Owner::Nobody,
+            Some(id) if context.gift_prices.contains(&id) => Owner::Gift,
+            Some(id) => context
                 .plans
                 .get(&id)
-                .map_or(Owner::Nobody, |plan| Owner::Plan(plan.as_str()))
-        })
+                .map_or(Owner::Nobody, |plan| Owner::Plan(plan.as_str())),
+        };
+        self.known.insert(price.to_owned(), owner);
+        owner
     }
 
     /// The group a line's revenue goes to: its price's plan, else its invoice's main price's;
     /// `None` to leave it out (no plan, or a gift's price).
-    fn group_of(&mut self, price: Option<&'a str>, main_price: Option<&'a str>) -> Option<&'a str> {
+    fn group_of(&mut self, price: Option<&str>, main_price: Option<&str>) -> Option<&'a str> {
         let plan = match price.map(|p| self.of(p)) {
             Some(Owner::Gift) => None,
             Some(Owner::Plan(plan)) => Some(plan),
@@ -389,11 +425,11 @@ impl<'a> Owners<'a> {
 }
 
 /// Books each line of a paid invoice, with its shares of the invoice's refunds.
-fn book_invoice<'a>(
+fn book_invoice(
     ledger: &mut Ledger,
-    invoice: &'a InvoiceService,
+    invoice: &InvoiceService,
     context: &Context<'_>,
-    owners: &mut Owners<'a>,
+    owners: &mut Owners<'_>,
 ) {
     let local = context.local_day;
     let paid_day = local(invoice.paid_at);

@@ -205,7 +205,6 @@ impl Reports<'_> {
             first.starts.timestamp() - SPAN,
             before + SPAN,
         );
-        let invoices = self.store.invoice_services(before).await?;
         let gifts = self.store.gift_sales(before).await?;
         let time_zone = self.time_zone;
         let local_day = move |at: i64| -> i64 {
@@ -223,11 +222,12 @@ impl Reports<'_> {
             now: now.timestamp(),
             by_plan,
         };
-        let inputs = recognized::Inputs {
-            invoices: &invoices,
-            gifts: &gifts,
-        };
-        Ok(recognized::report(months, inputs, &context))
+        // A million invoices are booked as they are read, never all held at once.
+        let mut recognizer = recognized::Recognizer::new(months, &context);
+        self.store
+            .each_invoice_service(before, &mut |invoice| recognizer.add_invoice(invoice))
+            .await?;
+        Ok(recognizer.finish(&gifts))
     }
 
     /// Disputes opened in each month of `months`, by currency and status now.

@@ -8,6 +8,8 @@ use futures_util::future::BoxFuture;
 pub use crate::config::Backend;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
+
+use super::error::StoreError;
 use tokio::task::JoinHandle;
 
 /// What differs between the backends.
@@ -23,10 +25,10 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     const SKIP_LOCKED: &'static str;
     /// The aggregate that joins texts with a separator, in a given order.
     const STRING_AGG: &'static str;
-    /// Whether a read of a million rows is faster packed by the database into a few texts than
-    /// row by row: on SQLite sqlx's cost per row dominates; PostgreSQL's binary rows are cheaper
-    /// than its aggregation into text.
-    const PACKS_LARGE_READS: bool;
+    /// A query of the planner's histogram of a column (`$1` the table, `$2` the column): the
+    /// bounds that cut its values into parts of about as many rows each, as texts in order; or
+    /// `None` where the backend keeps none.
+    const COLUMN_HISTOGRAM: Option<&'static str>;
     /// Takes the transaction-scoped lock that mirror writes share, or `None` where the write
     /// transaction already excludes every other writer. Applying a change reads what is stored
     /// to decide what to write (the newest snapshot wins, a terminal state stays terminal, a
@@ -47,6 +49,16 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
 
     /// Applies the backend's migrations.
     fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>>;
+
+    /// Runs `COPY (select) TO STDOUT` (text format: tabs between fields, a newline after each
+    /// record, NULL empty) and hands its output to `sink` chunk by chunk, where the backend has
+    /// `COPY` (PostgreSQL: a million rows come over several times faster than as rows, which
+    /// sqlx decodes at a few microseconds each); `None` where it has not.
+    fn copy_out<'a>(
+        pool: &'a Pool<Self>,
+        select: &'a str,
+        sink: &'a mut (dyn FnMut(&[u8]) -> Result<(), StoreError> + Send),
+    ) -> Option<BoxFuture<'a, Result<(), StoreError>>>;
 }
 
 /// A store over one sqlx pool, for either backend.

@@ -9,9 +9,10 @@ use tollgate_macros::sql_bounds;
 
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
+pub use super::invoice_reads::Visit;
 use crate::domain::{
-    DisputeDay, GiftSale, History, InvoiceDay, InvoiceService, LostDispute, PaidInvoice, RefundDay,
-    Snapshot, StripePriceId, SubscriptionStatus,
+    DisputeDay, GiftSale, History, InvoiceDay, LostDispute, PaidInvoice, RefundDay, Snapshot,
+    StripePriceId, SubscriptionStatus,
 };
 
 /// What finance reports read.
@@ -53,9 +54,13 @@ pub trait ReportStore: Send + Sync {
         offset: i64,
     ) -> Result<Vec<DisputeDay>, StoreError>;
 
-    /// Invoices paid before `before` (Unix seconds) with their lines and the refunds made of
-    /// them before then.
-    async fn invoice_services(&self, before: i64) -> Result<Vec<InvoiceService>, StoreError>;
+    /// Hands each invoice paid before `before` (Unix seconds), with its lines and the refunds
+    /// made of it before then, to `visit`, one at a time and in no particular order.
+    async fn each_invoice_service(
+        &self,
+        before: i64,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError>;
 
     /// Gift subscriptions bought before `before` (Unix seconds).
     async fn gift_sales(&self, before: i64) -> Result<Vec<GiftSale>, StoreError>;
@@ -275,7 +280,11 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
             .collect())
     }
 
-    async fn invoice_services(&self, before: i64) -> Result<Vec<InvoiceService>, StoreError> {
+    async fn each_invoice_service(
+        &self,
+        before: i64,
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
         let refund_sql = format!(
             "SELECT r.invoice_id, r.created, r.amount FROM refunds r \
              WHERE r.invoice_id IS NOT NULL AND r.created < $1 AND {COUNTED_REFUND} \
@@ -289,11 +298,7 @@ impl<DB: Dialect> ReportStore for SqlStore<DB> {
         {
             refunds.entry(invoice).or_default().push((created, amount));
         }
-        if DB::PACKS_LARGE_READS {
-            self.packed_invoice_services(before, refunds).await
-        } else {
-            self.listed_invoice_services(before, refunds).await
-        }
+        self.read_invoice_services(before, &refunds, visit).await
     }
 
     async fn gift_sales(&self, before: i64) -> Result<Vec<GiftSale>, StoreError> {

@@ -9,7 +9,7 @@ use sqlx::{Pool, Sqlite};
 use tokio::task::JoinHandle;
 
 use super::dialect::{Backend, Dialect, SqlStore};
-use super::error::OpenError;
+use super::error::{OpenError, StoreError};
 use super::meter::MeterDialect;
 use crate::config::views::DatabaseSettings;
 
@@ -22,7 +22,7 @@ impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
     const SKIP_LOCKED: &'static str = "";
     const STRING_AGG: &'static str = "group_concat";
-    const PACKS_LARGE_READS: bool = true;
+    const COLUMN_HISTOGRAM: Option<&'static str> = None;
     const LOCK_MIRROR: Option<&'static str> = None;
     const LOCK_LICENCES: Option<&'static str> = None;
     const LOCK_GIVER: Option<&'static str> = None;
@@ -34,6 +34,14 @@ impl Dialect for Sqlite {
 
     fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
         Box::pin(MIGRATOR.run(pool))
+    }
+
+    fn copy_out<'a>(
+        _pool: &'a Pool<Self>,
+        _select: &'a str,
+        _sink: &'a mut (dyn FnMut(&[u8]) -> Result<(), StoreError> + Send),
+    ) -> Option<BoxFuture<'a, Result<(), StoreError>>> {
+        None
     }
 }
 

@@ -81,6 +81,21 @@ impl TestDatabase {
         matches!(self, Self::Postgres { .. })
     }
 
+    /// Gathers the planner's statistics, as autovacuum would have by now on a real database
+    /// (PostgreSQL's histograms of ids cut large reads into parts read side by side).
+    pub async fn analyze(&self) {
+        match self {
+            Self::Sqlite { url, .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                conn.execute("ANALYZE").await.unwrap();
+            }
+            Self::Postgres { url, .. } => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                conn.execute("ANALYZE").await.unwrap();
+            }
+        }
+    }
+
     /// The rows `sql` reads, straight from the database, whichever backend it is.
     async fn rows<T>(&self, sql: &'static str) -> Vec<T>
     where
