@@ -277,28 +277,6 @@ impl Earned {
     }
 }
 
-/// What the report is computed from: paid invoices and gift subscriptions sold.
-#[derive(Debug, Clone, Copy)]
-pub struct Inputs<'a> {
-    /// Paid invoices, with their lines and refunds.
-    pub invoices: &'a [InvoiceService],
-    /// Gift subscriptions.
-    pub gifts: &'a [GiftSale],
-}
-
-/// The recognised revenue report over `months` (consecutive, in order).
-pub fn report<'a>(
-    months: &'a [Period],
-    inputs: Inputs<'_>,
-    context: &'a Context<'a>,
-) -> Vec<RecognizedRow> {
-    let mut recognizer = Recognizer::new(months, context);
-    for invoice in inputs.invoices {
-        recognizer.add_invoice(invoice);
-    }
-    recognizer.finish(inputs.gifts)
-}
-
 /// The report under construction, invoice by invoice, so that a million of them need not be
 /// held at once: [`Recognizer::add_invoice`] each, then [`Recognizer::finish`] with the gifts.
 pub struct Recognizer<'a> {

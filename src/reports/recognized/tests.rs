@@ -55,11 +55,12 @@ fn run(
         now: at("2030-01-01"),
         by_plan,
     };
-    let rows = report(
-        &months(range.0, range.1),
-        Inputs { invoices, gifts },
-        &context,
-    );
+    let months = months(range.0, range.1);
+    let mut recognizer = Recognizer::new(&months, &context);
+    for invoice in invoices {
+        recognizer.add_invoice(invoice);
+    }
+    let rows = recognizer.finish(gifts);
     assert_identities(&rows);
     rows
 }
