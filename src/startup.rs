@@ -21,7 +21,7 @@ use crate::domain::PastDueGrace;
 use crate::http::error::{ApiError, PROBLEM_JSON};
 use crate::http::state::{AppState, InFlight};
 use crate::routes;
-use crate::services::access::{AccessService, EntitlementCache};
+use crate::services::access::{AccessService, Breaker, EntitlementCache};
 use crate::services::gift_subscriptions::CodeIssuer;
 use crate::services::idempotency;
 use crate::services::keys::KeyCache;
@@ -48,6 +48,8 @@ pub struct Application {
     watcher: EntitlementWatcher,
     /// What the task that keeps the dashboard's MRR computed needs.
     report_warmer: (Arc<dyn Clock>, Tz, PastDueGrace, ReportCache),
+    /// Whether the access path finds the database reachable; its heartbeat runs with the server.
+    breaker: Breaker,
 }
 
 impl Application {
@@ -91,7 +93,7 @@ impl Application {
             .mask_unmatched_patterns("UNMATCHED")
             .build()
             .map_err(|e| anyhow::anyhow!("building HTTP metrics: {e}"))?;
-        let cache = EntitlementCache::new(settings.entitlement_cache_ttl);
+        let cache = EntitlementCache::new(settings.entitlement_cache_ttl, settings.stale_if_error);
         let gift_codes = Arc::new(CodeIssuer::from_settings(&settings));
         let mirror = Mirror::new(
             Arc::clone(&store),
@@ -108,11 +110,13 @@ impl Application {
         let stripe = StripeClient::from_settings(&settings).context("configuring Stripe")?;
         let settings = Arc::new(settings);
         let limits = Arc::new(RateLimits::from_settings(&settings));
+        let breaker = Breaker::register(&registry)
+            .map_err(|e| anyhow::anyhow!("registering access metrics: {e}"))?;
         let access = AccessService::new(
             Arc::clone(&store),
             Arc::clone(&clock),
             Arc::clone(&settings),
-            cache,
+            (cache, breaker.clone()),
             tokens.clone(),
             Arc::clone(&limits),
         );
@@ -148,7 +152,11 @@ impl Application {
             mirror: mirror.clone(),
             stripe,
             access,
-            key_cache: KeyCache::new(settings.api_key_cache_ttl),
+            key_cache: KeyCache::new(
+                settings.api_key_cache_ttl,
+                settings.stale_if_error,
+                breaker.clone(),
+            ),
             limits,
             gift_codes,
             report_cache,
@@ -175,6 +183,7 @@ impl Application {
             dispatcher,
             watcher,
             report_warmer,
+            breaker,
         })
     }
 
@@ -199,6 +208,7 @@ impl Application {
         let retries = self.mirror.spawn_retry_task();
         let key_refresh = self.tokens.spawn_refresh_task();
         let purge = idempotency::spawn_purge_task(Arc::clone(&self.store), Arc::clone(&self.clock));
+        let heartbeat = self.breaker.spawn_heartbeat(Arc::clone(&self.store));
         let dispatcher = self.dispatcher.spawn();
         let watcher = self.watcher.spawn();
         let (clock, time_zone, grace, cache) = self.report_warmer;
@@ -230,6 +240,7 @@ impl Application {
         dispatcher.abort();
         watcher.abort();
         warmer.abort();
+        heartbeat.abort();
         self.store.close().await;
         tracing::info!("stopped");
         result

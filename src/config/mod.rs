@@ -156,6 +156,11 @@ pub struct Settings {
     /// made (a webhook, a revoked grant) reaches this one within this time. `0s` turns it off.
     #[serde(with = "humantime_serde")]
     pub entitlement_cache_ttl: Duration,
+    /// While the database is unreachable, how long after a reader's entitlements were last
+    /// loaded an instance still answers access and token requests from them (marked stale);
+    /// `0s` answers 503 at once instead.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
     /// Gift links a reader may make per period.
     pub gift_allowance: u32,
     /// `calendar_month` or `rolling_days:N`: the period gift links are counted in.
@@ -257,6 +262,7 @@ impl Default for Settings {
             signing_algorithm: SigningAlgorithm::EdDsa,
             signing_key_files: Vec::new(),
             entitlement_cache_ttl: Duration::from_secs(2),
+            stale_if_error: Duration::from_secs(5 * 60),
             api_key_cache_ttl: Duration::from_secs(2),
             gift_allowance: 10,
             gift_allowance_period: Period::CalendarMonth,

@@ -295,6 +295,7 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ),
     ("api_key_cache_ttl", r#""0s""#, "0s"),
     ("entitlement_cache_ttl", r#""5s""#, "5s"),
+    ("stale_if_error", r#""1m""#, "1m"),
     ("gift_allowance", "4", "4"),
     (
         "gift_allowance_period",

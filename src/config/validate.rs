@@ -111,7 +111,7 @@ impl Settings {
     }
 
     /// Every duration setting by key, with why zero is refused where it is.
-    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 24] {
+    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 25] {
         const PERIOD: WhyNotZero = Some("it is the period of a recurring task");
         const TOKEN: WhyNotZero = Some("every token would have expired when it is issued");
         [
@@ -158,6 +158,7 @@ impl Settings {
             ("entitlement_token_ttl", self.entitlement_token_ttl, TOKEN),
             ("article_token_ttl", self.article_token_ttl, TOKEN),
             ("entitlement_cache_ttl", self.entitlement_cache_ttl, None),
+            ("stale_if_error", self.stale_if_error, None),
             ("api_key_cache_ttl", self.api_key_cache_ttl, None),
             (
                 "gift_link_ttl",

@@ -19,7 +19,7 @@ use crate::http::paths::reader_id;
 use crate::http::state::AppState;
 use crate::http::views::MeterView;
 use crate::services::ServiceError;
-use crate::services::access::{AccessQuestion, Decision, Offer, Reason};
+use crate::services::access::{AccessQuestion, Decision, Offer, ReaderToken, Reason};
 use crate::tokens::KeyInfo;
 
 /// Tokens and decisions are for one reader at one moment: no cache may keep them.
@@ -105,6 +105,9 @@ struct DecisionView<'a> {
     licence_id: Option<&'a LicenceId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gift_status: Option<GiftStatus>,
+    /// `true` when decided from the reader's last load while the database is unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<bool>,
 }
 
 impl<'a> From<&'a Decision> for DecisionView<'a> {
@@ -118,6 +121,7 @@ impl<'a> From<&'a Decision> for DecisionView<'a> {
             offers: &decision.offers,
             licence_id: decision.licence_id.as_ref(),
             gift_status: decision.gift_status,
+            stale: decision.stale.then_some(true),
         }
     }
 }
@@ -139,7 +143,12 @@ pub async fn token(
     body: ApiJson<PostToken>,
 ) -> Result<HttpResponse, ApiError> {
     let ApiJson(body) = body;
-    let (issued, entitlements, licence) = state
+    let ReaderToken {
+        issued,
+        entitlements,
+        licence,
+        stale,
+    } = state
         .access
         .token_for(&caller.0, &body.reader_id, body.ip)
         .await?;
@@ -147,6 +156,7 @@ pub async fn token(
         token: issued.token,
         expires_at: rfc3339(issued.expires_at),
         entitlements,
+        stale: stale.then_some(true),
         licence: licence.map(|licence| LicenceHint {
             licence_id: licence.id,
             name: licence.spec.name,
@@ -161,6 +171,9 @@ struct TokenView {
     token: String,
     expires_at: String,
     entitlements: Vec<Entitlement>,
+    /// `true` when made from the reader's last load while the database is unreachable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     licence: Option<LicenceHint>,
 }

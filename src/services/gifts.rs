@@ -42,7 +42,12 @@ impl Gifts<'_> {
         let gifts = self.settings.gifts();
         let now = self.clock.now();
         let articles = Entitlement::from_stored("articles".into());
-        let held = self.access.entitlements(&giver, now).await?;
+        let entitled = self.access.entitlements(&giver, now).await?;
+        if entitled.stale_until.is_some() {
+            // A gift link is a write: never made from a last load.
+            return Err(AccessService::unreachable().into());
+        }
+        let held = entitled.held;
         let may_give = held.iter().any(|h| {
             h.name == articles
                 && h.sources

@@ -6,7 +6,10 @@ use crate::clock::Clock;
 use crate::domain::{
     Actor, ApiKey, ApiKeyId, ApiKeySecret, AuditEntry, KeyHash, KeyName, NewApiKey, Role,
 };
+use std::time::Duration;
+
 use crate::services::ServiceError;
+use crate::services::access::Breaker;
 use crate::store::{RevokeOutcome, Store, StoreError};
 
 /// A freshly issued key: the stored record and the secret, which is shown once.
@@ -82,26 +85,42 @@ pub async fn issue_key(
 /// Recently checked active keys. Only keys found active are kept, for `api_key_cache_ttl`: a
 /// revocation through this instance empties the cache at once, one through another instance (or
 /// the CLI) takes effect here within that time. A zero time to live keeps nothing.
+///
+/// Each key found active is also remembered for `stale_if_error`, for while the database is
+/// unreachable (no key can be revoked then either): a site whose key was checked in that time
+/// keeps being answered, from stale entitlements where those exist.
 #[derive(Clone)]
-pub struct KeyCache(Option<moka::sync::Cache<KeyHash, ApiKey>>);
+pub struct KeyCache {
+    fresh: Option<moka::sync::Cache<KeyHash, ApiKey>>,
+    last_checked: Option<moka::sync::Cache<KeyHash, ApiKey>>,
+    breaker: Breaker,
+}
 
 impl KeyCache {
     /// Most keys kept.
     const CAPACITY: u64 = 10_000;
 
-    /// A cache whose entries live for `ttl`.
-    pub fn new(ttl: std::time::Duration) -> Self {
-        Self((!ttl.is_zero()).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(Self::CAPACITY)
-                .time_to_live(ttl)
-                .build()
-        }))
+    /// A cache whose entries live for `ttl`, remembered for `stale_if_error` for when
+    /// `breaker` finds the database unreachable.
+    pub fn new(ttl: Duration, stale_if_error: Duration, breaker: Breaker) -> Self {
+        let cache = |ttl: Duration| {
+            (!ttl.is_zero()).then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(Self::CAPACITY)
+                    .time_to_live(ttl)
+                    .build()
+            })
+        };
+        Self {
+            fresh: cache(ttl),
+            last_checked: cache(stale_if_error),
+            breaker,
+        }
     }
 
     /// Forgets every key (one was revoked).
     pub fn forget_all(&self) {
-        if let Some(cache) = &self.0 {
+        for cache in [&self.fresh, &self.last_checked].into_iter().flatten() {
             cache.invalidate_all();
         }
     }
@@ -121,18 +140,49 @@ impl Keys<'_> {
     /// The active key whose secret was presented, if there is one.
     pub async fn authenticate(&self, secret: &ApiKeySecret) -> Result<Option<ApiKey>, StoreError> {
         let hash = secret.hash();
-        if let Some(key) = self.cache.0.as_ref().and_then(|cache| cache.get(&hash)) {
+        if let Some(key) = self.cache.fresh.as_ref().and_then(|cache| cache.get(&hash)) {
             return Ok(Some(key));
         }
-        match self.store.find_api_key_by_hash(&hash).await? {
+        let found = match self
+            .cache
+            .breaker
+            .unless_open(self.store.find_api_key_by_hash(&hash))
+            .await
+        {
+            Some(Ok(found)) => found,
+            Some(Err(StoreError::Unavailable(err))) => return self.last_checked(&hash, err),
+            Some(Err(err)) => return Err(err),
+            None => {
+                let err = anyhow::anyhow!("the database is unreachable");
+                return self.last_checked(&hash, err);
+            }
+        };
+        match found {
             Some(key) if key.is_active() => {
-                if let Some(cache) = &self.cache.0 {
-                    cache.insert(hash, key.clone());
+                for cache in [&self.cache.fresh, &self.cache.last_checked]
+                    .into_iter()
+                    .flatten()
+                {
+                    cache.insert(hash.clone(), key.clone());
                 }
                 Ok(Some(key))
             }
             _ => Ok(None),
         }
+    }
+
+    /// The key last found active with `hash`, while the database is unreachable.
+    fn last_checked(
+        &self,
+        hash: &KeyHash,
+        err: anyhow::Error,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.cache
+            .last_checked
+            .as_ref()
+            .and_then(|cache| cache.get(hash))
+            .map(Some)
+            .ok_or(StoreError::Unavailable(err))
     }
 
     /// Issues a key on behalf of the key `by`, acting as `actor`.

@@ -29,7 +29,7 @@ pub struct SubscriptionStanding {
 pub struct ReaderOverview {
     /// The reader.
     pub id: ReaderId,
-    /// What they hold, read fresh.
+    /// What they hold, as the access path sees it.
     pub holdings: Holdings,
     /// Their subscriptions, with standing.
     pub subscriptions: Vec<SubscriptionStanding>,
@@ -50,7 +50,7 @@ pub struct Readers<'a> {
 impl Readers<'_> {
     /// The reader `id` as staff see them.
     pub async fn overview(&self, id: &ReaderId) -> Result<ReaderOverview, ServiceError> {
-        let holdings = self.access.fresh_holdings(id).await?;
+        let holdings = self.access.holdings(id).await?;
         let grace = self.access.grace();
         let by_price = plans_by_price(&holdings.plans);
         let subscriptions = holdings

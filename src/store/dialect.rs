@@ -43,6 +43,9 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// write transaction already excludes every other writer: a giver's links are counted
     /// before one is made, and two made side by side must not both fit the last place.
     const LOCK_GIVER: Option<&'static str>;
+    /// A trivial question that only a reachable database answers: on SQLite it reads the file's
+    /// header (a bare `SELECT 1` touches no file), on PostgreSQL it crosses the network.
+    const PROBE: &'static str;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -70,6 +73,9 @@ pub(super) struct SqlStore<DB: Database> {
     /// of a connection before and after each use, two round trips of the three a batch would
     /// cost. One that fails is dropped, not kept.
     unlock_connections: std::sync::Mutex<Vec<PoolConnection<DB>>>,
+    /// The heartbeat's connection of its own (see [`super::Store::probe`]), opened on first use
+    /// and dropped whenever it fails.
+    pub(super) probe_connection: tokio::sync::Mutex<Option<DB::Connection>>,
 }
 
 impl<DB: Database> SqlStore<DB> {
@@ -79,6 +85,7 @@ impl<DB: Database> SqlStore<DB> {
             pool,
             background,
             unlock_connections: std::sync::Mutex::default(),
+            probe_connection: tokio::sync::Mutex::default(),
         }
     }
 
@@ -99,6 +106,9 @@ impl<DB: Database> SqlStore<DB> {
         }
         // The pool waits for every connection to come back before it closes.
         self.kept_unlock_connections().clear();
+        if let Ok(mut probe) = self.probe_connection.try_lock() {
+            probe.take();
+        }
         self.pool.close().await;
     }
 }

@@ -103,6 +103,12 @@ pub trait Store:
     /// Succeeds when the database can serve requests now, writes included.
     async fn check_ready(&self) -> Result<(), StoreError>;
 
+    /// Succeeds when the database answers a trivial read now, asked over a connection of the
+    /// probe's own, outside the pool: whatever the pool is doing (all its connections busy, or
+    /// waiting out its acquire timeout), this says whether the database itself is reachable. A
+    /// probe still running when the next starts makes the next fail.
+    async fn probe(&self) -> Result<(), StoreError>;
+
     /// Stops background work and closes every connection.
     async fn close(&self);
 }
@@ -124,6 +130,20 @@ impl<DB: MeterDialect> Store for SqlStore<DB> {
     async fn check_ready(&self) -> Result<(), StoreError> {
         let tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         tx.rollback().await?;
+        Ok(())
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        use sqlx::{ConnectOptions, Executor};
+        let mut kept = self.probe_connection.try_lock().map_err(|_| {
+            StoreError::Unavailable(anyhow::anyhow!("the previous probe has not been answered"))
+        })?;
+        let mut connection = match kept.take() {
+            Some(connection) => connection,
+            None => self.pool.connect_options().connect().await?,
+        };
+        connection.execute(DB::PROBE).await?;
+        *kept = Some(connection);
         Ok(())
     }
 

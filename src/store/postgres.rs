@@ -25,6 +25,7 @@ const CHECK_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 impl Dialect for Postgres {
     const BACKEND: Backend = Backend::Postgres;
+    const PROBE: &'static str = "SELECT 1";
     // Two int4 keys, a key space apart from the meter subjects' single bigint keys: 'tg' and 1.
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const STRING_AGG: &'static str = "string_agg";

@@ -20,6 +20,7 @@ const JOURNAL_SIZE_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Dialect for Sqlite {
     const BACKEND: Backend = Backend::Sqlite;
+    const PROBE: &'static str = "PRAGMA schema_version";
     const SKIP_LOCKED: &'static str = "";
     const STRING_AGG: &'static str = "group_concat";
     const COLUMN_HISTOGRAM: Option<&'static str> = None;

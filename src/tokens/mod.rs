@@ -140,6 +140,8 @@ pub struct ArticleGrant<'a> {
     pub meter: Option<&'a MeterState>,
     /// The licence that admitted the reader, when one did.
     pub licence: Option<&'a str>,
+    /// The latest the token may expire, when what allowed it may not be used past then.
+    pub not_after: Option<DateTime<Utc>>,
 }
 
 /// Signs tokens and publishes the keys that verify them. Cheap to clone.
@@ -291,7 +293,13 @@ impl Tokens {
         entitlements: &[&str],
         grant: ArticleGrant<'_>,
     ) -> Result<Issued, TokenError> {
-        self.sign(subject, entitlements, None, "article", Some(grant))
+        self.sign(
+            subject,
+            entitlements,
+            grant.not_after,
+            "article",
+            Some(grant),
+        )
     }
 
     fn sign(

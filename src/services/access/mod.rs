@@ -6,7 +6,9 @@
 //! database (see `store::meter`), so no concurrency ever unlocks more than the limit.
 
 mod admission;
+mod breaker;
 mod cache;
+mod loads;
 mod writer;
 
 use std::net::IpAddr;
@@ -14,7 +16,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use cache::EntitlementCache;
+pub use breaker::Breaker;
+pub use cache::{EntitlementCache, Loaded};
+pub use loads::Entitled;
 use writer::MeterWriter;
 
 use crate::clock::Clock;
@@ -98,6 +102,9 @@ pub struct Decision {
     pub licence_id: Option<LicenceId>,
     /// Why a gift code given with the question did not open the article, when it did not.
     pub gift_status: Option<GiftStatus>,
+    /// Whether the decision was made from the reader's last load because the database is
+    /// unreachable.
+    pub stale: bool,
 }
 
 impl Decision {
@@ -111,8 +118,22 @@ impl Decision {
             offers: Vec::new(),
             licence_id: None,
             gift_status: None,
+            stale: false,
         }
     }
+}
+
+/// A token saying what a reader holds, for `POST /v1/tokens`.
+#[derive(Debug, Clone)]
+pub struct ReaderToken {
+    /// The token.
+    pub issued: Issued,
+    /// The entitlements it lists.
+    pub entitlements: Vec<Entitlement>,
+    /// The licence in force at the reader's address, if any: a hint for the site only.
+    pub licence: Option<Licence>,
+    /// Whether it was made from the reader's last load because the database is unreachable.
+    pub stale: bool,
 }
 
 /// What one access question is about.
@@ -161,6 +182,7 @@ pub struct AccessService {
     clock: Arc<dyn Clock>,
     settings: Arc<Settings>,
     cache: EntitlementCache,
+    breaker: Breaker,
     writer: MeterWriter,
     tokens: Tokens,
     limits: Arc<RateLimits>,
@@ -172,12 +194,13 @@ impl AccessService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
-        cache: EntitlementCache,
+        (cache, breaker): (EntitlementCache, Breaker),
         tokens: Tokens,
         limits: Arc<RateLimits>,
     ) -> Self {
         Self {
             limits,
+            breaker,
             writer: MeterWriter::spawn(Arc::clone(&store)),
             store,
             clock,
@@ -195,6 +218,11 @@ impl AccessService {
     /// How long a `past_due` subscription keeps giving.
     pub fn grace(&self) -> PastDueGrace {
         self.settings.billing().past_due_grace
+    }
+
+    /// Whether the database is known to be unreachable.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// The in-memory copy of entitlements and plans.
@@ -242,39 +270,33 @@ impl AccessService {
         })
     }
 
-    /// What the reader holds at `now`, each entitlement with when it lapses.
-    pub async fn entitlements(
-        &self,
-        reader: &ReaderId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Held>, StoreError> {
-        let load = async {
-            let record = self.store.reader(reader).await?;
-            let plans = self.plans().await?;
-            Ok(Arc::new(self.holdings_of(&record, &plans, now)))
-        };
-        let all = self.cache.reader(reader, load).await?;
-        Ok(all
-            .iter()
-            .filter(|h| h.lapses_at.is_none_or(|at| at > now))
-            .cloned()
-            .collect())
-    }
-
-    /// A token saying what the reader holds now, and the entitlements it lists.
+    /// A token saying what the reader holds now, the entitlements it lists, and whether it was
+    /// made from the reader's last load because the database is unreachable.
     pub async fn entitlements_token(
         &self,
         reader: &ReaderId,
-    ) -> Result<(Issued, Vec<Entitlement>), AccessError> {
+    ) -> Result<(Issued, Vec<Entitlement>, bool), AccessError> {
         let now = self.clock.now();
-        let held = self.entitlements(reader, now).await?;
+        let Entitled { held, stale_until } = self.entitlements(reader, now).await?;
+        if stale_until.is_some() {
+            self.breaker.count_stale("tokens");
+        }
         let names: Vec<&str> = held.iter().map(|h| h.name.as_str()).collect();
-        // The token ends when the first entitlement it lists lapses.
-        let lapses_at = held.iter().filter_map(|h| h.lapses_at).min();
+        // The token ends when the first entitlement it lists lapses, and a token made from a
+        // last load no later than that load may be used.
+        let lapses_at = held
+            .iter()
+            .filter_map(|h| h.lapses_at)
+            .chain(stale_until)
+            .min();
         let issued =
             self.tokens
                 .entitlements_token(Subject::Reader(reader.as_str()), &names, lapses_at)?;
-        Ok((issued, held.into_iter().map(|h| h.name).collect()))
+        Ok((
+            issued,
+            held.into_iter().map(|h| h.name).collect(),
+            stale_until.is_some(),
+        ))
     }
 
     /// [`Self::entitlements_token`] for the site holding `caller`, with the licence in force at
@@ -286,10 +308,20 @@ impl AccessService {
         caller: &ApiKey,
         reader: &ReaderId,
         address: Option<IpAddr>,
-    ) -> Result<(Issued, Vec<Entitlement>, Option<Licence>), ServiceError> {
-        let licence = self.licence_at(caller, address).await?;
-        let (issued, entitlements) = self.entitlements_token(reader).await?;
-        Ok((issued, entitlements, licence))
+    ) -> Result<ReaderToken, ServiceError> {
+        let (issued, entitlements, stale) = self.entitlements_token(reader).await?;
+        // The licence is a hint read from the database: none while it is unreachable.
+        let licence = if stale {
+            None
+        } else {
+            self.licence_at(caller, address).await?
+        };
+        Ok(ReaderToken {
+            issued,
+            entitlements,
+            licence,
+            stale,
+        })
     }
 
     /// A subject's meter now.
@@ -335,9 +367,12 @@ impl AccessService {
             ..
         } = *question;
         let now = self.clock.now();
-        let held = match subject.audience {
+        let Entitled { held, stale_until } = match subject.audience {
             Audience::Registered => self.entitlements(&subject.id, now).await?,
-            Audience::Anonymous => Vec::new(),
+            Audience::Anonymous => Entitled {
+                held: Vec::new(),
+                stale_until: None,
+            },
         };
         let names: Vec<&str> = held.iter().map(|h| h.name.as_str()).collect();
         let token_subject = match subject.audience {
@@ -350,6 +385,9 @@ impl AccessService {
             if let Some(seat) = sources.next().filter(|s| s.kind == SourceKind::Licence)
                 && sources.all(|s| s.kind == SourceKind::Licence)
             {
+                if stale_until.is_some() {
+                    return Err(Self::unreachable().into());
+                }
                 let licence = LicenceId::from_stored(seat.id.clone());
                 self.count_licensed(&licence, subject, article, now).await?;
             }
@@ -357,9 +395,20 @@ impl AccessService {
                 article: article.as_str(),
                 meter: None,
                 licence: None,
+                not_after: stale_until,
             };
             let token = self.tokens.article_token(token_subject, &names, grant)?;
-            return Ok(Decision::granted(Reason::Entitled, token));
+            if stale_until.is_some() {
+                self.breaker.count_stale("access");
+            }
+            return Ok(Decision {
+                stale: stale_until.is_some(),
+                ..Decision::granted(Reason::Entitled, token)
+            });
+        }
+        if stale_until.is_some() {
+            // Nothing is metered, counted or opened from a last load.
+            return Err(Self::unreachable().into());
         }
         let gift_status = match gift {
             Some(code) => match self.open_gift(code, subject, article, now).await? {
@@ -368,6 +417,7 @@ impl AccessService {
                         article: article.as_str(),
                         meter: None,
                         licence: None,
+                        not_after: None,
                     };
                     let token = self.tokens.article_token(token_subject, &names, grant)?;
                     return Ok(Decision::granted(Reason::Gift, token));
@@ -409,6 +459,7 @@ impl AccessService {
                 article: article.as_str(),
                 meter: None,
                 licence: Some(licence.id.as_str()),
+                not_after: None,
             };
             let token = self.tokens.article_token(token_subject, names, grant)?;
             return Ok(Decision {
@@ -466,6 +517,7 @@ impl AccessService {
             article: article.as_str(),
             meter: Some(&meter),
             licence: None,
+            not_after: None,
         };
         let token = self.tokens.article_token(token_subject, names, grant)?;
         Ok(Decision {
@@ -498,7 +550,15 @@ impl AccessService {
             offers,
             licence_id: None,
             gift_status: None,
+            stale: false,
         })
+    }
+
+    /// The error of a question that needs the database while it is unreachable.
+    pub fn unreachable() -> StoreError {
+        StoreError::Unavailable(anyhow::anyhow!(
+            "the database is unreachable: only entitlements already loaded can be answered"
+        ))
     }
 
     /// Moves the device's unlocks of its current period into the reader's meter, never beyond

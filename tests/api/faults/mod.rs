@@ -13,6 +13,7 @@ mod outage;
 pub mod process;
 mod races;
 mod scenario;
+mod stale;
 
 use std::time::Duration;
 

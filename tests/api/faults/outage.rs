@@ -43,13 +43,13 @@ struct Answers {
 }
 
 /// Takes the database away from the server; dropping it, or `end`, gives it back.
-enum Outage {
+pub(super) enum Outage {
     Postgres(Arc<Proxy>),
     Sqlite(sqlx::SqliteConnection),
 }
 
 impl Outage {
-    async fn begin(db: &TestDatabase, proxy: Option<&Arc<Proxy>>) -> Self {
+    pub(super) async fn begin(db: &TestDatabase, proxy: Option<&Arc<Proxy>>) -> Self {
         match proxy {
             Some(proxy) => {
                 proxy.cut();
@@ -63,7 +63,7 @@ impl Outage {
         }
     }
 
-    async fn end(self) {
+    pub(super) async fn end(self) {
         match self {
             Self::Postgres(proxy) => proxy.restore().await,
             Self::Sqlite(mut conn) => {
