@@ -5,20 +5,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::{AccessService, Holdings, Loaded};
-use crate::domain::{Held, ReaderId};
+use super::{AccessService, Entitled, Holdings, Loaded};
+use crate::domain::ReaderId;
 use crate::store::StoreError;
-
-/// What a reader holds now.
-#[derive(Debug, Clone)]
-pub struct Entitled {
-    /// Each entitlement, with when it lapses.
-    pub held: Vec<Held>,
-    /// Set when the answer comes from the reader's last load because the database is
-    /// unreachable: the moment it stops being usable (that load's time plus `stale_if_error`),
-    /// which no token made from it may outlive.
-    pub stale_until: Option<DateTime<Utc>>,
-}
 
 impl AccessService {
     /// What the reader holds now, with the record and plans it follows from, as the access path

@@ -18,7 +18,6 @@ use chrono::{DateTime, Utc};
 
 pub use breaker::Breaker;
 pub use cache::{EntitlementCache, Loaded};
-pub use loads::Entitled;
 use writer::MeterWriter;
 
 use crate::clock::Clock;
@@ -121,6 +120,17 @@ impl Decision {
             stale: false,
         }
     }
+}
+
+/// What a reader holds now.
+#[derive(Debug, Clone)]
+pub struct Entitled {
+    /// Each entitlement, with when it lapses.
+    pub held: Vec<Held>,
+    /// Set when the answer comes from the reader's last load because the database is
+    /// unreachable: the moment it stops being usable (that load's time plus `stale_if_error`),
+    /// which no token made from it may outlive.
+    pub stale_until: Option<DateTime<Utc>>,
 }
 
 /// A token saying what a reader holds, for `POST /v1/tokens`.
