@@ -21,10 +21,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use moka::sync::Cache;
 
-use crate::domain::{Held, Plan, ReaderId};
+use crate::domain::{Held, MeterSubject, Plan, ReaderId, Usage, Window};
 use crate::store::{ReaderRecord, StoreError};
 
 /// Most readers kept at once; the least used go first.
@@ -47,6 +47,10 @@ pub struct EntitlementCache {
     readers: Option<moka::future::Cache<ReaderId, Arc<Loaded>>>,
     last_loads: Option<Cache<ReaderId, Arc<Loaded>>>,
     plans: Option<Cache<(), Arc<Vec<Plan>>>>,
+    /// Meters as staff views last read them, with the window they were counted in.
+    meters: Option<Cache<MeterSubject, (Window, Usage)>>,
+    /// How long entries live.
+    ttl: TimeDelta,
 }
 
 impl EntitlementCache {
@@ -64,6 +68,8 @@ impl EntitlementCache {
                 readers: None,
                 last_loads,
                 plans: None,
+                meters: None,
+                ttl: TimeDelta::zero(),
             };
         }
         Self {
@@ -75,6 +81,13 @@ impl EntitlementCache {
             ),
             last_loads,
             plans: Some(Cache::builder().max_capacity(1).time_to_live(ttl).build()),
+            meters: Some(
+                Cache::builder()
+                    .max_capacity(MAX_READERS)
+                    .time_to_live(ttl)
+                    .build(),
+            ),
+            ttl: TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX),
         }
     }
 
@@ -124,6 +137,31 @@ impl EntitlementCache {
     pub fn put_plans(&self, plans: Arc<Vec<Plan>>) {
         if let Some(cache) = &self.plans {
             cache.insert((), plans);
+        }
+    }
+
+    /// The subject's meter as last read for a staff view, if it was read in the same period as
+    /// `window` and at most the time to live before it, by the service's clock as well as in
+    /// real time (a rolling window moves on with every instant: its count may be that much
+    /// behind).
+    pub fn meter(&self, subject: &MeterSubject, window: &Window) -> Option<Usage> {
+        let (kept, usage) = self.meters.as_ref()?.get(subject)?;
+        let age = window.now.signed_duration_since(kept.now);
+        (kept.period_end == window.period_end && age >= TimeDelta::zero() && age <= self.ttl)
+            .then_some(usage)
+    }
+
+    /// Keeps the subject's meter as read in `window`.
+    pub fn put_meter(&self, subject: &MeterSubject, window: Window, usage: Usage) {
+        if let Some(meters) = &self.meters {
+            meters.insert(subject.clone(), (window, usage));
+        }
+    }
+
+    /// Forgets the subject's meter (this instance counted or moved an article of theirs).
+    pub fn forget_meter(&self, subject: &MeterSubject) {
+        if let Some(meters) = &self.meters {
+            meters.invalidate(subject);
         }
     }
 

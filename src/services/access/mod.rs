@@ -9,6 +9,7 @@ mod admission;
 mod breaker;
 mod cache;
 mod loads;
+mod meters;
 mod writer;
 
 use std::net::IpAddr;
@@ -29,7 +30,7 @@ use crate::domain::{
 };
 use crate::services::ServiceError;
 use crate::services::limits::RateLimits;
-use crate::store::{MergeReport, ReaderRecord, Store, StoreError, UnlockOutcome, UnlockRequest};
+use crate::store::{ReaderRecord, Store, StoreError, UnlockOutcome, UnlockRequest};
 use crate::tokens::{ArticleGrant, Issued, Subject, TokenError, Tokens};
 
 /// Why a decision could not be made.
@@ -334,14 +335,6 @@ impl AccessService {
         })
     }
 
-    /// A subject's meter now.
-    pub async fn meter(&self, subject: &MeterSubject) -> Result<MeterState, StoreError> {
-        let policy = self.settings.meter_policy(subject.audience);
-        let window = policy.window(self.clock.now());
-        let usage = self.store.meter_usage(subject, None, &window).await?;
-        Ok(policy.state(&window, &usage))
-    }
-
     /// Decides `question` for the site holding the key `caller`: within the rate limits of
     /// that key and of the subject, and with an address only from a key that may assert one.
     pub async fn decide(
@@ -515,7 +508,10 @@ impl AccessService {
         };
         let meter = policy.state(&window, &usage);
         let reason = match outcome {
-            UnlockOutcome::Unlocked => Reason::Metered,
+            UnlockOutcome::Unlocked => {
+                self.cache.forget_meter(subject);
+                Reason::Metered
+            }
             UnlockOutcome::AlreadyUnlocked => Reason::AlreadyUnlocked,
             UnlockOutcome::Exhausted => {
                 return self
@@ -569,30 +565,5 @@ impl AccessService {
         StoreError::Unavailable(anyhow::anyhow!(
             "the database is unreachable: only entitlements already loaded can be answered"
         ))
-    }
-
-    /// Moves the device's unlocks of its current period into the reader's meter, never beyond
-    /// the reader's limit.
-    pub async fn merge(
-        &self,
-        reader: &ReaderId,
-        device: &ReaderId,
-    ) -> Result<(MergeReport, MeterState), StoreError> {
-        let now = self.clock.now();
-        let reader_policy = self.settings.meter_policy(Audience::Registered);
-        let device_policy = self.settings.meter_policy(Audience::Anonymous);
-        let reader_window = reader_policy.window(now);
-        let report = self
-            .store
-            .merge_meter(
-                &MeterSubject::device(device.clone()),
-                &device_policy.window(now),
-                &MeterSubject::reader(reader.clone()),
-                &reader_window,
-                reader_policy.limit,
-            )
-            .await?;
-        let meter = reader_policy.state(&reader_window, &report.usage);
-        Ok((report, meter))
     }
 }
