@@ -1,6 +1,6 @@
 //! The `tollgate` command line: serve the API, migrate the database, manage API keys.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,13 +10,14 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tollgate::clock::SystemClock;
 use tollgate::config::{Overrides, Settings};
-use tollgate::domain::{Actor, ApiKeyId, AuditEntry, KeyName, Role};
+use tollgate::domain::{Actor, ApiKeyId, AuditEntry, KeyName, Role, SyncOutcome};
 use tollgate::services::keys::{KeyRequest, issue_key};
 use tollgate::services::mirror::{Mirror, RetryPolicy};
-use tollgate::services::reconcile::Reconcile;
+use tollgate::services::reconcile::{LogLines, Reconcile, SyncProgress};
 use tollgate::startup::Application;
 use tollgate::store::{self, RevokeOutcome, Store};
 use tollgate::stripe::client::StripeClient;
+use tollgate::telemetry::progress::TerminalProgress;
 use tollgate::tokens::Tokens;
 
 /// Subscription billing and entitlement service for publishers with a metered paywall.
@@ -76,11 +77,18 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum StripeCommand {
-    /// Reconcile: read every subscription and the invoices and refunds of the recent window
-    /// (stripe_sync_window) from Stripe and repair the mirror. Prints what it saw and changed,
-    /// as JSON, on standard output.
+    /// Reconcile: read every price and subscription and the invoices, refunds and disputes of the
+    /// recent window (stripe_sync_window) from Stripe, listing by listing, and repair the mirror.
+    /// Prints what each listing came to, as JSON, on standard output; on a terminal, shows its
+    /// progress on standard error.
+    ///
+    /// Exits 0 when every listing was read, 3 when some failed (the others' repairs stay), 1
+    /// when none could be read or the run failed.
     Sync,
 }
+
+/// `tollgate stripe sync`'s exit status when some listings were read and some failed.
+const EXIT_PARTIAL: u8 = 3;
 
 #[derive(Debug, Subcommand)]
 enum SigningKeysCommand {
@@ -119,7 +127,7 @@ enum KeysCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("tollgate: {err:#}");
             ExitCode::FAILURE
@@ -127,7 +135,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let bind = match &cli.command {
         Command::Serve { bind } => bind.clone(),
         _ => None,
@@ -142,10 +150,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Config => {
             print!("{}", settings.to_redacted_toml());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { address } => {
-            healthcheck(address.as_deref().unwrap_or(&settings.bind))
+            healthcheck(address.as_deref().unwrap_or(&settings.bind)).map(|()| ExitCode::SUCCESS)
         }
         command => {
             tollgate::telemetry::init(settings.log_format, &settings.log_level)?;
@@ -157,7 +165,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_async(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn run_async(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    if let Command::Stripe {
+        command: StripeCommand::Sync,
+    } = command
+    {
+        let store = open_migrated(&settings).await?;
+        let result = stripe_sync(&store, &settings).await;
+        store.close().await;
+        return result;
+    }
+    run_command(command, settings)
+        .await
+        .map(|()| ExitCode::SUCCESS)
+}
+
+async fn run_command(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve { .. } => {
             tracing::info!(configuration = %settings.to_redacted_toml(), "starting");
@@ -182,19 +205,12 @@ async fn run_async(command: Command, settings: Settings) -> anyhow::Result<()> {
             store.close().await;
             result
         }
-        Command::Stripe {
-            command: StripeCommand::Sync,
-        } => {
-            let store = open_migrated(&settings).await?;
-            let result = stripe_sync(&store, &settings).await;
-            store.close().await;
-            result
-        }
-        Command::Config | Command::Healthcheck { .. } => Ok(()),
+        Command::Stripe { .. } | Command::Config | Command::Healthcheck { .. } => Ok(()),
     }
 }
 
-async fn stripe_sync(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Result<()> {
+/// Runs a reconcile and prints its report; its exit status says what it came to.
+async fn stripe_sync(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Result<ExitCode> {
     let client = StripeClient::from_settings(settings)?.ok_or_else(|| {
         anyhow::anyhow!("no Stripe secret key is configured (TOLLGATE_STRIPE_SECRET_KEY)")
     })?;
@@ -204,20 +220,37 @@ async fn stripe_sync(store: &Arc<dyn Store>, settings: &Settings) -> anyhow::Res
         RetryPolicy::from_settings(settings),
         &prometheus::Registry::new(),
     )?;
+    let progress: Box<dyn SyncProgress> = if std::io::stderr().is_terminal() {
+        Box::new(TerminalProgress::new())
+    } else {
+        Box::new(LogLines)
+    };
     let reconcile = Reconcile {
         client: &client,
         store: store.as_ref(),
         mirror: &mirror,
         window: settings.stripe().sync_window,
+        progress: progress.as_ref(),
     };
     let report = reconcile.run(chrono::Utc::now(), &Actor::cli()).await?;
-    tracing::info!(?report, "reconcile finished");
+    tracing::info!(outcome = %report.outcome, "reconcile finished");
     writeln!(
         std::io::stdout().lock(),
         "{}",
         serde_json::to_string_pretty(&report)?
     )?;
-    Ok(())
+    let failures = report.failures().unwrap_or_default();
+    Ok(match report.outcome {
+        SyncOutcome::Succeeded => ExitCode::SUCCESS,
+        SyncOutcome::Partial => {
+            eprintln!("tollgate: the reconcile was partial: {failures}");
+            ExitCode::from(EXIT_PARTIAL)
+        }
+        SyncOutcome::Failed => {
+            eprintln!("tollgate: the reconcile failed: {failures}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 async fn signing_keys(

@@ -1,5 +1,8 @@
 //! The `tracing` subscriber: human-readable lines by default, JSON lines when configured.
-//! Logs go to standard error, so command output on standard output stays clean for scripts.
+//! Logs go to standard error, so command output on standard output stays clean for scripts; a
+//! command's progress on a terminal goes there too ([`progress`]).
+
+pub mod progress;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -12,7 +15,7 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("invalid log level `{filter}`: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .with_span_events(FmtSpan::NONE);
     let installed = match format {
         LogFormat::Pretty => builder

@@ -845,6 +845,15 @@ function renderEvents(table, events, { retry }) {
   });
 }
 
+const OUTCOMES = { succeeded: 'Succeeded', partial: 'Partial', failed: 'Failed' };
+
+const LISTING_COLUMNS = [
+  text('listing', 'Listing', (v) => v[0].toUpperCase() + v.slice(1)),
+  text('ok', 'Read', (v) => (v ? 'Read to the end' : 'Failed')),
+  count('seen', 'Seen'), count('changed', 'Changed'), count('unresolved', 'Unresolved'),
+  text('error', 'Why it failed'),
+];
+
 function renderSync(run) {
   const box = $('#ops-sync');
   box.replaceChildren();
@@ -860,7 +869,7 @@ function renderSync(run) {
   list.className = 'facts';
   list.dataset.sync = run.outcome;
   const facts = [
-    ['Outcome', run.outcome === 'succeeded' ? 'Succeeded' : 'Failed'],
+    ['Outcome', OUTCOMES[run.outcome] ?? run.outcome],
     ['Started', formatInstant(run.started_at)],
     ['Finished', formatInstant(run.finished_at)],
     ['Started by', run.trigger === 'cli' ? 'the command line (tollgate stripe sync)' : 'the API'],
@@ -868,8 +877,10 @@ function renderSync(run) {
   ];
   if (run.error) facts.push(['Error', run.error]);
   if (run.report) {
+    const failed = run.report.listings.filter((l) => !l.ok).map((l) => l.listing);
+    facts.push(['Listings that failed', failed.length ? failed.join(', ') : 'None']);
     facts.push(['Waiting events applied', formatCount(run.report.events_applied)]);
-    facts.push(['Invoices and refunds read since', formatInstant(run.report.window_start)]);
+    facts.push(['Invoices, refunds and disputes read since', formatInstant(run.report.window_start)]);
   }
   for (const [term, value] of facts) {
     const dt = document.createElement('dt');
@@ -885,12 +896,16 @@ function renderSync(run) {
     wrap.className = 'table-wrap';
     const table = document.createElement('table');
     table.id = 'table-sync';
+    const caption = document.createElement('caption');
+    caption.className = 'visually-hidden';
+    caption.textContent = 'Each of Stripe’s listings the reconcile read';
+    table.append(caption);
     wrap.append(table);
     box.append(wrap);
-    const rows = ['prices', 'subscriptions', 'invoices', 'refunds']
-      .map((kind) => ({ kind, ...run.report[kind] }));
-    renderTable(table, [text('kind', 'Objects', (v) => v[0].toUpperCase() + v.slice(1)), count('seen', 'Seen'),
-      count('changed', 'Changed'), count('unresolved', 'Unresolved')], rows);
+    renderTable(table, LISTING_COLUMNS, run.report.listings);
+    $$('tbody tr', table).forEach((tr, index) => {
+      tr.dataset.ok = String(run.report.listings[index].ok);
+    });
   }
 }
 

@@ -67,9 +67,10 @@ export async function deliverEvent(baseUrl, secret, event) {
 
 /**
  * A stand-in for Stripe's API that a reconcile can read: every list is empty. It answers the
- * `GET /v1/<resource>` lists tollgate's reconcile reads, and Stripe's 404 for anything else.
+ * `GET /v1/<resource>` lists tollgate's reconcile reads, and Stripe's 404 for anything else;
+ * but the paths in `missing` get a web server's HTML 404, as from an API without that list.
  */
-export async function startEmptyStripe(secretKey) {
+export async function startEmptyStripe(secretKey, { missing = [] } = {}) {
   const seen = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://stripe.invalid');
@@ -80,6 +81,10 @@ export async function startEmptyStripe(secretKey) {
     };
     if (req.headers.authorization !== `Bearer ${secretKey}`) {
       return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided.' } });
+    }
+    if (missing.includes(url.pathname)) {
+      res.writeHead(404, { 'content-type': 'text/html' });
+      return res.end('<!DOCTYPE html><html><body><h1>Not Found</h1></body></html>');
     }
     if (req.method === 'GET' && /^\/v1\/[a-z_]+$/.test(url.pathname)) {
       return send(200, { object: 'list', data: [], has_more: false, url: url.pathname });

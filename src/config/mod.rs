@@ -89,6 +89,16 @@ pub struct Settings {
     /// How long one Stripe API call may take.
     #[serde(with = "humantime_serde")]
     pub stripe_timeout: Duration,
+    /// Tries in all of one Stripe API call that fails transiently (429, 5xx, no answer); 1
+    /// never tries again.
+    pub stripe_retry_attempts: u32,
+    /// The wait before the first retry of a Stripe API call; it doubles with each retry, with
+    /// jitter.
+    #[serde(with = "humantime_serde")]
+    pub stripe_retry_backoff: Duration,
+    /// The most time waited between the tries of one Stripe API call, `Retry-After` included.
+    #[serde(with = "humantime_serde")]
+    pub stripe_retry_max_wait: Duration,
     /// How far back a reconcile reads invoices and refunds.
     #[serde(with = "humantime_serde")]
     pub stripe_sync_window: Duration,
@@ -238,6 +248,9 @@ impl Default for Settings {
             stripe_secret_key: None,
             stripe_api_base: "https://api.stripe.com/".into(),
             stripe_timeout: Duration::from_secs(10),
+            stripe_retry_attempts: 4,
+            stripe_retry_backoff: Duration::from_millis(500),
+            stripe_retry_max_wait: Duration::from_secs(30),
             stripe_sync_window: Duration::from_secs(35 * 24 * 3600),
             past_due_grace: Duration::from_secs(7 * 24 * 3600),
             webhook_retry_interval: Duration::from_secs(10),

@@ -246,6 +246,9 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
         "https://stripe.example/",
     ),
     ("stripe_timeout", r#""20s""#, "20s"),
+    ("stripe_retry_attempts", "2", "2"),
+    ("stripe_retry_backoff", r#""250ms""#, "250ms"),
+    ("stripe_retry_max_wait", r#""1m""#, "1m"),
     (
         "allowed_redirect_origins",
         r#"["https://www.example.com"]"#,
@@ -502,6 +505,23 @@ fn values_that_cannot_work_or_disagree_are_refused() {
             },
             "stripe_api_base",
         );
+    }
+    for attempts in [0, 11] {
+        refused(
+            Settings {
+                stripe_retry_attempts: attempts,
+                ..Settings::default()
+            },
+            "stripe_retry_attempts",
+        );
+    }
+    for attempts in [1, 10] {
+        Settings {
+            stripe_retry_attempts: attempts,
+            ..Settings::default()
+        }
+        .validate()
+        .unwrap();
     }
     for period in [Period::RollingDays(0), Period::RollingDays(367)] {
         refused(

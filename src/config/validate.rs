@@ -12,6 +12,9 @@ use crate::domain::Period;
 /// SQLite takes its busy timeout in milliseconds, as a C `int`.
 const MAX_SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
+/// Most tries of one Stripe API call: more would only keep a failing reconcile waiting.
+const MAX_STRIPE_ATTEMPTS: u32 = 10;
+
 /// Why zero is refused for a duration, or `None` where zero is meaningful.
 type WhyNotZero = Option<&'static str>;
 
@@ -33,6 +36,12 @@ impl Settings {
             problems.push(format!(
                 "sqlite_busy_timeout must be at most {}ms, the most SQLite takes",
                 i32::MAX
+            ));
+        }
+        if !(1..=MAX_STRIPE_ATTEMPTS).contains(&self.stripe_retry_attempts) {
+            problems.push(format!(
+                "stripe_retry_attempts must be 1 to {MAX_STRIPE_ATTEMPTS}: 1 tries each Stripe \
+                 call once"
             ));
         }
         if self.body_limit == 0 {
@@ -111,7 +120,7 @@ impl Settings {
     }
 
     /// Every duration setting by key, with why zero is refused where it is.
-    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 25] {
+    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 27] {
         const PERIOD: WhyNotZero = Some("it is the period of a recurring task");
         const TOKEN: WhyNotZero = Some("every token would have expired when it is issued");
         [
@@ -146,6 +155,12 @@ impl Settings {
                 self.stripe_timeout,
                 Some("every Stripe API call would time out"),
             ),
+            (
+                "stripe_retry_backoff",
+                self.stripe_retry_backoff,
+                Some("a failing Stripe call would be tried again without pause"),
+            ),
+            ("stripe_retry_max_wait", self.stripe_retry_max_wait, None),
             ("stripe_sync_window", self.stripe_sync_window, None),
             ("past_due_grace", self.past_due_grace, None),
             (

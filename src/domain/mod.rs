@@ -258,7 +258,7 @@ pub use report_inputs::{
 };
 pub use session::{SESSION_LIFETIME, Session, SessionId, SessionToken, may_open_session};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
-pub use sync_run::{SyncRun, SyncRunId};
+pub use sync_run::{Listing, ListingReport, SyncOutcome, SyncReport, SyncRun, SyncRunId};
 pub use team::{SeatRole, TeamSeat, Teams};
 pub use webhook_event::{EventStatus, EventType, NewWebhookEvent, StripeEventId, WebhookEvent};
 pub use webhook_url::{InvalidWebhookUrl, TargetRules};

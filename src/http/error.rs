@@ -100,6 +100,8 @@ pub enum ApiError {
         code: &'static str,
         /// What the outside service said, safe to show.
         detail: String,
+        /// A report of what was tried, part by part, carried as the problem's `report` member.
+        report: Option<serde_json::Value>,
     },
     /// The database cannot be reached or is too busy right now (503); retrying later may work.
     #[error("the database is unavailable; retry later")]
@@ -243,6 +245,7 @@ impl From<ServiceError> for ApiError {
                 Self::Upstream {
                     code: "stripe_error",
                     detail: err.to_string(),
+                    report: None,
                 }
             }
             ServiceError::Store(err) => err.into(),
@@ -260,6 +263,9 @@ struct Problem<'a> {
     status: u16,
     detail: String,
     code: &'a str,
+    /// An extension member: what was tried, part by part (a reconcile's report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a serde_json::Value>,
 }
 
 impl ResponseError for ApiError {
@@ -301,6 +307,10 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail: self.to_string(),
             code: self.code(),
+            report: match self {
+                Self::Upstream { report, .. } => report.as_ref(),
+                _ => None,
+            },
         };
         // Every problem body is written here, so this one line lets an operator (and the test
         // suite's secret check) see what each error answer said.

@@ -20,7 +20,7 @@ use crate::services::mirror::Mirror;
 use crate::services::outbound::WebhookEndpoints;
 use crate::services::plans::Plans;
 use crate::services::readers::Readers;
-use crate::services::reconcile::Reconcile;
+use crate::services::reconcile::{LogLines, Reconcile};
 use crate::services::reports::{ReportCache, Reports};
 use crate::services::sessions::Sessions;
 use crate::services::teams::Teams;
@@ -181,6 +181,7 @@ impl AppState {
             store: self.store.as_ref(),
             mirror: &self.mirror,
             window: self.settings.stripe().sync_window,
+            progress: &LogLines,
         })
     }
 

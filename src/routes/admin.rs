@@ -3,20 +3,28 @@
 
 use actix_web::{HttpResponse, web};
 
+use crate::domain::SyncOutcome;
 use crate::http::auth::Acting;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::services::{ServiceError, reconcile};
+use crate::services::reconcile;
 
-/// Reads subscriptions and recent invoices and refunds from Stripe and repairs the mirror.
+/// Reads Stripe's listings and repairs the mirror: 200 with the report when at least one listing
+/// was read to its end, 502 (the report as the problem's `report` member) when none was.
 #[tracing::instrument(skip_all)]
 pub async fn sync(state: web::Data<AppState>, acting: Acting) -> Result<HttpResponse, ApiError> {
-    let report = state
-        .reconcile()?
-        .run(state.clock.now(), &acting.0)
-        .await
-        .map_err(ServiceError::from)?;
-    tracing::info!(?report, "reconcile finished");
+    let report = state.reconcile()?.run(state.clock.now(), &acting.0).await?;
+    tracing::info!(outcome = %report.outcome, "reconcile finished");
+    if report.outcome == SyncOutcome::Failed {
+        return Err(ApiError::Upstream {
+            code: "stripe_error",
+            detail: format!(
+                "no Stripe listing could be read: {}",
+                report.failures().unwrap_or_default()
+            ),
+            report: serde_json::to_value(&report).ok(),
+        });
+    }
     Ok(HttpResponse::Ok().json(report))
 }
 

@@ -9,7 +9,7 @@ use super::api_keys::ApiKeyRow;
 use super::columns::instant;
 use super::dialect::{Dialect, SqlStore};
 use super::error::StoreError;
-use crate::domain::{ApiKey, ApiKeyId, AuditEntry, Session, SessionId, SyncRun};
+use crate::domain::{ApiKey, ApiKeyId, AuditEntry, Session, SessionId, SyncReport, SyncRun};
 
 /// Dashboard sessions and reconcile runs.
 #[async_trait]
@@ -137,8 +137,14 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
         .bind(run.source.clone())
         .bind(run.started_at.timestamp_millis())
         .bind(run.finished_at.timestamp_millis())
-        .bind(run.outcome.clone())
-        .bind(run.report.as_ref().map(ToString::to_string))
+        .bind(run.outcome.as_str().to_owned())
+        .bind(
+            run.report
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::other(anyhow::anyhow!("sync report: {e}")))?,
+        )
         .bind(run.error.clone())
         .execute(&self.pool)
         .await?;
@@ -158,10 +164,13 @@ impl<DB: Dialect> SessionStore for SqlStore<DB> {
                 source: row.source,
                 started_at: instant(row.started_at)?,
                 finished_at: instant(row.finished_at)?,
-                outcome: row.outcome,
+                outcome: row
+                    .outcome
+                    .parse()
+                    .map_err(|e| StoreError::other(anyhow::anyhow!("stored sync outcome: {e}")))?,
                 report: row
                     .report
-                    .map(|r| serde_json::from_str(&r))
+                    .map(|r| SyncReport::from_stored(&r))
                     .transpose()
                     .map_err(|e| StoreError::other(anyhow::anyhow!("stored sync report: {e}")))?,
                 error: row.error,

@@ -76,6 +76,7 @@ async fn every_admin_write_route_records_one_entry_with_its_key_and_request() {
         .list("/v1/subscriptions", vec![])
         .list("/v1/invoices", vec![])
         .list("/v1/refunds", vec![])
+        .list("/v1/disputes", vec![])
         .start()
         .await;
     let app = stripe.app_with(SECRET_KEY, None).await;

@@ -5,6 +5,9 @@
 //! ```ignore
 //! let stripe = FakeStripe::builder()
 //!     .list("/v1/prices", vec![price])
+//!     .on_get("/v1/invoices", Reply::raw(503, "text/html", "<html>..</html>"))
+//!     .times(1)
+//!     .list("/v1/invoices", vec![invoice])
 //!     .pages("/v1/subscriptions", vec![first_page, second_page])
 //!     .on_post("/v1/checkout/sessions", Reply::computed(created_session))
 //!     .start()
@@ -14,8 +17,9 @@
 //! A request no route takes gets Stripe's own answer to an unknown URL: a 404 with an
 //! `invalid_request_error`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
@@ -27,6 +31,8 @@ use crate::helpers::{Options, TestApp, spawn_app_with};
 /// What the fake Stripe saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// When it came.
+    pub at: Instant,
     pub method: String,
     pub path: String,
     /// The query string's pairs, percent-decoded (`created%5Bgte%5D` reads `created[gte]`).
@@ -45,6 +51,7 @@ impl Seen {
                 .map(|v| v.to_str().unwrap().to_owned())
         };
         Self {
+            at: Instant::now(),
             method: req.method().to_string(),
             path: req.path().to_owned(),
             query: url::form_urlencoded::parse(req.query_string().as_bytes())
@@ -88,12 +95,18 @@ type Compute = Arc<dyn Fn(&Seen) -> Value + Send + Sync>;
 pub struct Reply {
     status: StatusCode,
     body: Body,
+    headers: Vec<(&'static str, String)>,
     delay: Option<Duration>,
 }
 
 #[derive(Clone)]
 enum Body {
     Fixed(Value),
+    /// Not JSON: a proxy's page, an HTML 404, a body cut short.
+    Raw {
+        content_type: &'static str,
+        text: String,
+    },
     Computed(Compute),
     /// A Stripe list, a page at a time: the first page, then the page after the one whose last
     /// object `starting_after` names.
@@ -117,6 +130,24 @@ impl Reply {
         )
     }
 
+    /// `status` with a body that is not JSON (or not Stripe's), as a proxy, a web server in front
+    /// of an API without this resource, or a broken connection give it.
+    pub fn raw(status: u16, content_type: &'static str, text: &str) -> Self {
+        Self::with_body(
+            StatusCode::from_u16(status).unwrap(),
+            Body::Raw {
+                content_type,
+                text: text.to_owned(),
+            },
+        )
+    }
+
+    /// The same answer with the header `name: value` too.
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
     /// The same answer, given only after `delay`: a slow Stripe.
     pub fn after(self, delay: Duration) -> Self {
         Self {
@@ -129,13 +160,21 @@ impl Reply {
         Self {
             status,
             body,
+            headers: Vec::new(),
             delay: None,
         }
     }
 
     /// The answer to `seen`, or `None` for a list cursor that names no page.
     fn answer(&self, seen: &Seen) -> Option<HttpResponse> {
+        let mut response = HttpResponse::build(self.status);
+        for (name, value) in &self.headers {
+            response.insert_header((*name, value.as_str()));
+        }
         let body = match &self.body {
+            Body::Raw { content_type, text } => {
+                return Some(response.content_type(*content_type).body(text.clone()));
+            }
             Body::Fixed(body) => body.clone(),
             Body::Computed(compute) => compute(seen),
             Body::Pages { url, pages } => {
@@ -156,7 +195,7 @@ impl Reply {
                 })
             }
         };
-        Some(HttpResponse::build(self.status).json(body))
+        Some(response.json(body))
     }
 }
 
@@ -165,16 +204,23 @@ struct Route {
     path: String,
     /// Parameters (query or form) a request must carry for this route to take it.
     when: Vec<(String, String)>,
+    /// How many more requests it takes, when it takes only so many.
+    left: Option<AtomicUsize>,
     reply: Reply,
 }
 
 impl Route {
     fn takes(&self, seen: &Seen) -> bool {
-        seen.method == self.method
+        let matches = seen.method == self.method
             && seen.path == self.path
             && self.when.iter().all(|(name, value)| {
                 seen.param(name) == Some(value.as_str())
                     || seen.form_field(name) == Some(value.as_str())
+            });
+        matches
+            && self.left.as_ref().is_none_or(|left| {
+                left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
             })
     }
 }
@@ -217,6 +263,21 @@ impl FakeStripeBuilder {
         self
     }
 
+    /// `GET path` answers `reply`.
+    pub fn on_get(self, path: &str, reply: Reply) -> Self {
+        self.route("GET", path, reply)
+    }
+
+    /// Narrows the route added last to the first `times` requests it takes; later ones go on
+    /// to the routes after it (a Stripe that fails, then recovers).
+    pub fn times(mut self, times: usize) -> Self {
+        self.routes
+            .last_mut()
+            .expect("`times` narrows a route: add one first")
+            .left = Some(AtomicUsize::new(times));
+        self
+    }
+
     /// The answer to every request no route takes, instead of Stripe's 404.
     pub fn otherwise(mut self, reply: Reply) -> Self {
         self.otherwise = Some(reply);
@@ -228,6 +289,7 @@ impl FakeStripeBuilder {
             method,
             path: path.to_owned(),
             when: Vec::new(),
+            left: None,
             reply,
         });
         self

@@ -28,6 +28,7 @@ mod rate_limits;
 mod readers;
 mod receiver;
 mod reconcile;
+mod reconcile_listings;
 mod reports;
 mod secrets;
 mod sessions;

@@ -11,32 +11,33 @@ use tollgate::clock::Clock;
 use crate::fake_stripe::{FakeStripe, Reply};
 use crate::helpers::{TestApp, TestDatabase, at, event, problem, spawn_app};
 
-const SUBSCRIPTION_CREATED: &[u8] =
+pub const SUBSCRIPTION_CREATED: &[u8] =
     include_bytes!("../fixtures/stripe/customer.subscription.created.json");
 const SUBSCRIPTION_DELETED: &[u8] =
     include_bytes!("../fixtures/stripe/customer.subscription.deleted.json");
-const INVOICE_PAID: &[u8] = include_bytes!("../fixtures/stripe/invoice.paid.json");
-const INVOICE_PAYMENT_PAID: &[u8] = include_bytes!("../fixtures/stripe/invoice_payment.paid.json");
+pub const INVOICE_PAID: &[u8] = include_bytes!("../fixtures/stripe/invoice.paid.json");
+pub const INVOICE_PAYMENT_PAID: &[u8] =
+    include_bytes!("../fixtures/stripe/invoice_payment.paid.json");
 const CHARGE_REFUNDED: &[u8] = include_bytes!("../fixtures/stripe/charge.refunded.json");
 
 /// The secret key the apps under test send to the fake Stripe.
-const SECRET_KEY: &str = "sk_test_fake_reconcile";
+pub const SECRET_KEY: &str = "sk_test_fake_reconcile";
 /// How far back a reconcile reads invoices and refunds by default.
-const WINDOW: TimeDelta = TimeDelta::days(35);
+pub const WINDOW: TimeDelta = TimeDelta::days(35);
 
-const PRICE: &str = "price_1TPeerMonthly01";
-const CUSTOMER_42: &str = "cus_TPeer0Reader01";
-const SUBSCRIPTION_42: &str = "sub_1TPeerSubscr0001";
+pub const PRICE: &str = "price_1TPeerMonthly01";
+pub const CUSTOMER_42: &str = "cus_TPeer0Reader01";
+pub const SUBSCRIPTION_42: &str = "sub_1TPeerSubscr0001";
 const CUSTOMER_9: &str = "cus_TPeer0Reader09";
 const SUBSCRIPTION_9: &str = "sub_1TPeerSubscr0009";
 const STRANGER: &str = "cus_TPeerStranger01";
 const STRANGERS_SUBSCRIPTION: &str = "sub_1TPeerSubscr0077";
-const INVOICE: &str = "in_1TPeerInvoice001";
-const REFUND: &str = "re_3TPeerRefund0001";
-const PAYMENT_INTENT: &str = "pi_3TPeerPayment001";
+pub const INVOICE: &str = "in_1TPeerInvoice001";
+pub const REFUND: &str = "re_3TPeerRefund0001";
+pub const PAYMENT_INTENT: &str = "pi_3TPeerPayment001";
 
 /// The fake's app, with the reconcile tests' key.
-trait ReconcileApp {
+pub trait ReconcileApp {
     async fn app(&self) -> TestApp;
 }
 
@@ -48,7 +49,7 @@ impl ReconcileApp for FakeStripe {
 }
 
 /// The `data.object` of a fixture event.
-fn object(fixture: &[u8]) -> Value {
+pub fn object(fixture: &[u8]) -> Value {
     let event: Value = serde_json::from_slice(fixture).unwrap();
     event["data"]["object"].clone()
 }
@@ -70,7 +71,7 @@ fn shape_subscription(subscription: &mut Value, id: &str, customer: &str, reader
     subscription["items"]["url"] = format!("/v1/subscription_items?subscription={id}").into();
 }
 
-fn active_subscription(id: &str, customer: &str, reader: Option<&str>) -> Value {
+pub fn active_subscription(id: &str, customer: &str, reader: Option<&str>) -> Value {
     let mut subscription = object(SUBSCRIPTION_CREATED);
     shape_subscription(&mut subscription, id, customer, reader);
     subscription
@@ -78,7 +79,7 @@ fn active_subscription(id: &str, customer: &str, reader: Option<&str>) -> Value 
 
 /// The refund the `charge.refunded` fixture lists: it names its charge and payment intent, and
 /// (as every refund object) no invoice.
-fn refund() -> Value {
+pub fn refund() -> Value {
     let refund = object(CHARGE_REFUNDED)["refunds"]["data"][0].clone();
     assert_eq!(refund["id"], REFUND);
     assert_eq!(refund["payment_intent"], PAYMENT_INTENT);
@@ -87,7 +88,7 @@ fn refund() -> Value {
 }
 
 impl TestApp {
-    async fn reconcile(&self) -> reqwest::Response {
+    pub async fn reconcile(&self) -> reqwest::Response {
         self.client
             .post(self.url("/v1/admin/stripe/sync"))
             .bearer_auth(&self.admin_key)
@@ -97,7 +98,7 @@ impl TestApp {
     }
 
     /// `GET /v1/admin/stripe/sync/last`.
-    async fn last_sync(&self) -> reqwest::Response {
+    pub async fn last_sync(&self) -> reqwest::Response {
         self.get("/v1/admin/stripe/sync/last", Some(&self.admin_key))
             .await
     }
@@ -142,27 +143,58 @@ impl TestApp {
     }
 }
 
-fn counts(seen: u64, changed: u64, unresolved: u64) -> Value {
-    json!({ "seen": seen, "changed": changed, "unresolved": unresolved })
+/// A listing read to its end.
+pub fn read(listing: &str, seen: u64, changed: u64, unresolved: u64) -> Value {
+    json!({
+        "listing": listing,
+        "ok": true,
+        "seen": seen,
+        "changed": changed,
+        "unresolved": unresolved,
+        "error": null,
+    })
 }
 
-/// The report a reconcile at `now` gives, with these counts.
-fn report(
-    prices: Value,
-    subscriptions: Value,
-    invoices: Value,
-    refunds: Value,
+/// The report a reconcile at `now` gives, with these listings.
+pub fn report(
+    outcome: &str,
+    listings: [Value; 5],
     events_applied: u64,
     now: DateTime<Utc>,
 ) -> Value {
     json!({
-        "prices": prices,
-        "subscriptions": subscriptions,
-        "invoices": invoices,
-        "refunds": refunds,
+        "outcome": outcome,
+        "listings": listings,
         "events_applied": events_applied,
         "window_start": (now - WINDOW).to_rfc3339_opts(SecondsFormat::Secs, true),
     })
+}
+
+/// The report of a reconcile at `now` that read every listing, seeing nothing but these
+/// invoices, subscriptions and refunds (seen, changed, unresolved).
+fn succeeded(
+    subscriptions: (u64, u64, u64),
+    invoices: (u64, u64, u64),
+    refunds: (u64, u64, u64),
+    now: DateTime<Utc>,
+) -> Value {
+    report(
+        "succeeded",
+        [
+            read("prices", 0, 0, 0),
+            read(
+                "subscriptions",
+                subscriptions.0,
+                subscriptions.1,
+                subscriptions.2,
+            ),
+            read("invoices", invoices.0, invoices.1, invoices.2),
+            read("refunds", refunds.0, refunds.1, refunds.2),
+            read("disputes", 0, 0, 0),
+        ],
+        0,
+        now,
+    )
 }
 
 #[tokio::test]
@@ -188,6 +220,7 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
         .pages("/v1/subscriptions", vec![page_one, page_two])
         .list("/v1/invoices", vec![])
         .list("/v1/refunds", vec![])
+        .list("/v1/disputes", vec![])
         .start()
         .await;
     let app = stripe.app().await;
@@ -201,10 +234,14 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
     assert_eq!(
         body,
         report(
-            counts(1, 1, 0),
-            counts(3, 2, 1),
-            counts(0, 0, 0),
-            counts(0, 0, 0),
+            "succeeded",
+            [
+                read("prices", 1, 1, 0),
+                read("subscriptions", 3, 2, 1),
+                read("invoices", 0, 0, 0),
+                read("refunds", 0, 0, 0),
+                read("disputes", 0, 0, 0),
+            ],
             0,
             now
         )
@@ -217,7 +254,8 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
             "/v1/subscriptions",
             "/v1/subscriptions",
             "/v1/invoices",
-            "/v1/refunds"
+            "/v1/refunds",
+            "/v1/disputes"
         ]
     );
     for request in &seen[1..3] {
@@ -277,6 +315,7 @@ async fn a_reconcile_applies_events_that_waited_for_their_reader() {
         .list("/v1/prices", vec![])
         .list("/v1/invoices", vec![])
         .list("/v1/refunds", vec![])
+        .list("/v1/disputes", vec![])
         .start()
         .await;
     let app = stripe.app().await;
@@ -304,10 +343,14 @@ async fn a_reconcile_applies_events_that_waited_for_their_reader() {
     assert_eq!(
         body,
         report(
-            counts(0, 0, 0),
-            counts(1, 1, 0),
-            counts(0, 0, 0),
-            counts(0, 0, 0),
+            "succeeded",
+            [
+                read("prices", 0, 0, 0),
+                read("subscriptions", 1, 1, 0),
+                read("invoices", 0, 0, 0),
+                read("refunds", 0, 0, 0),
+                read("disputes", 0, 0, 0),
+            ],
             1,
             now
         )
@@ -328,6 +371,7 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
         .list("/v1/prices", vec![])
         .list("/v1/invoices", vec![object(INVOICE_PAID)])
         .list("/v1/refunds", vec![refund()])
+        .list("/v1/disputes", vec![])
         .list("/v1/invoice_payments", vec![object(INVOICE_PAYMENT_PAID)])
         .when("payment[type]", "payment_intent")
         .when("payment[payment_intent]", PAYMENT_INTENT)
@@ -342,17 +386,7 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
 
     let body = app.reconcile_ok().await;
 
-    assert_eq!(
-        body,
-        report(
-            counts(0, 0, 0),
-            counts(0, 0, 0),
-            counts(1, 1, 0),
-            counts(1, 1, 0),
-            0,
-            now
-        )
-    );
+    assert_eq!(body, succeeded((0, 0, 0), (1, 1, 0), (1, 1, 0), now));
     assert_eq!(
         stripe.paths(),
         [
@@ -360,11 +394,12 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
             "/v1/subscriptions",
             "/v1/invoices",
             "/v1/refunds",
-            "/v1/invoice_payments"
+            "/v1/invoice_payments",
+            "/v1/disputes"
         ]
     );
     let seen = stripe.seen();
-    for request in &seen[2..4] {
+    for request in [&seen[2], &seen[3], &seen[5]] {
         assert_eq!(
             request.param("created[gte]"),
             Some(since.as_str()),
@@ -396,38 +431,18 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
     // The same objects read again at the same instant change nothing, and the refund, now
     // attributed, sends nobody to Stripe's invoice payments again.
     let body = app.reconcile_ok().await;
-    assert_eq!(
-        body,
-        report(
-            counts(0, 0, 0),
-            counts(0, 0, 0),
-            counts(1, 0, 0),
-            counts(1, 0, 0),
-            0,
-            now
-        )
-    );
-    assert_eq!(stripe.seen().len(), 9);
+    assert_eq!(body, succeeded((0, 0, 0), (1, 0, 0), (1, 0, 0), now));
+    assert_eq!(stripe.seen().len(), 11);
 
     // Read again an hour later, the same objects are newer snapshots of unchanged content: they
     // confirm what the mirror holds and are not counted as changes.
     app.clock.advance(TimeDelta::hours(1));
     let later = app.clock.now();
     let body = app.reconcile_ok().await;
-    assert_eq!(
-        body,
-        report(
-            counts(0, 0, 0),
-            counts(0, 0, 0),
-            counts(1, 0, 0),
-            counts(1, 0, 0),
-            0,
-            later
-        )
-    );
+    assert_eq!(body, succeeded((0, 0, 0), (1, 0, 0), (1, 0, 0), later));
     let seen = stripe.seen();
     assert_eq!(
-        seen[9..]
+        seen[11..]
             .iter()
             .map(|s| s.path.as_str())
             .collect::<Vec<_>>(),
@@ -435,12 +450,14 @@ async fn a_reconcile_stores_recent_invoices_and_refunds_and_attributes_refunds_t
             "/v1/prices",
             "/v1/subscriptions",
             "/v1/invoices",
-            "/v1/refunds"
+            "/v1/refunds",
+            "/v1/disputes"
         ]
     );
     let since = (later - WINDOW).timestamp().to_string();
-    assert_eq!(seen[11].param("created[gte]"), Some(since.as_str()));
-    assert_eq!(seen[12].param("created[gte]"), Some(since.as_str()));
+    for request in &seen[13..] {
+        assert_eq!(request.param("created[gte]"), Some(since.as_str()));
+    }
     assert_eq!(
         app.stored_refunds().await,
         [(REFUND.to_owned(), Some(INVOICE.to_owned()))]
@@ -459,7 +476,7 @@ async fn without_a_secret_key_a_reconcile_is_a_503_problem_that_says_so() {
 }
 
 #[tokio::test]
-async fn a_stripe_error_is_a_502_problem_carrying_stripes_error_type_and_never_the_key() {
+async fn stripe_refusing_every_listing_is_a_502_problem_carrying_the_report_and_never_the_key() {
     let stripe = FakeStripe::builder()
         .otherwise(Reply::error(
             401,
@@ -479,12 +496,30 @@ async fn a_stripe_error_is_a_502_problem_carrying_stripes_error_type_and_never_t
     assert!(detail.contains("invalid_request_error"), "{body}");
     assert!(detail.contains("401"), "{body}");
     assert!(!body.to_string().contains(SECRET_KEY), "{body}");
-    // The first refusal ends the reconcile, and the run is remembered as failed, with why.
-    assert_eq!(stripe.paths(), ["/v1/prices"]);
+    // Every listing is tried, each refused once (a 401 is not tried again); the problem
+    // carries the report, and the run is remembered as failed, with why.
+    assert_eq!(
+        stripe.paths(),
+        [
+            "/v1/prices",
+            "/v1/subscriptions",
+            "/v1/invoices",
+            "/v1/refunds",
+            "/v1/disputes"
+        ]
+    );
+    assert_eq!(body["report"]["outcome"], "failed", "{body}");
+    let listings = body["report"]["listings"].as_array().unwrap();
+    assert_eq!(listings.len(), 5);
+    for listing in listings {
+        assert_eq!(listing["ok"], false, "{listing}");
+        let error = listing["error"].as_str().unwrap();
+        assert!(error.contains("401 to GET /v1/"), "{error}");
+    }
     let last: Value = app.last_sync().await.json().await.unwrap();
     assert_eq!(last["outcome"], "failed", "{last}");
     assert_eq!(last["trigger"], "api");
-    assert_eq!(last["report"], Value::Null);
+    assert_eq!(last["report"], body["report"]);
     assert!(
         last["error"]
             .as_str()
@@ -514,6 +549,7 @@ async fn the_command_line_reconcile_prints_its_report() {
         .list("/v1/prices", vec![])
         .list("/v1/invoices", vec![object(INVOICE_PAID)])
         .list("/v1/refunds", vec![])
+        .list("/v1/disputes", vec![])
         .start()
         .await;
     // An app without Stripe, for its database and to read the result through the API.
@@ -545,14 +581,7 @@ async fn the_command_line_reconcile_prints_its_report() {
         .with_timezone(&Utc);
     assert_eq!(
         printed,
-        report(
-            counts(0, 0, 0),
-            counts(1, 1, 0),
-            counts(1, 1, 0),
-            counts(0, 0, 0),
-            0,
-            window_start + WINDOW
-        )
+        succeeded((1, 1, 0), (1, 1, 0), (0, 0, 0), window_start + WINDOW)
     );
     // The window ends when the command ran (it uses the system clock).
     assert!(
@@ -566,12 +595,14 @@ async fn the_command_line_reconcile_prints_its_report() {
             "/v1/prices",
             "/v1/subscriptions",
             "/v1/invoices",
-            "/v1/refunds"
+            "/v1/refunds",
+            "/v1/disputes"
         ]
     );
     let since = window_start.timestamp().to_string();
-    assert_eq!(seen[2].param("created[gte]"), Some(since.as_str()));
-    assert_eq!(seen[3].param("created[gte]"), Some(since.as_str()));
+    for request in &seen[2..] {
+        assert_eq!(request.param("created[gte]"), Some(since.as_str()));
+    }
     for request in &seen {
         assert_eq!(
             request.authorization.as_deref(),
@@ -613,6 +644,7 @@ async fn a_reconcile_finds_the_reader_in_the_expanded_customers_metadata() {
         .list("/v1/prices", vec![])
         .list("/v1/invoices", vec![])
         .list("/v1/refunds", vec![])
+        .list("/v1/disputes", vec![])
         .start()
         .await;
     let app = stripe.app().await;
@@ -621,7 +653,7 @@ async fn a_reconcile_finds_the_reader_in_the_expanded_customers_metadata() {
 
     let body = app.reconcile_ok().await;
 
-    assert_eq!(body["subscriptions"], counts(1, 1, 0));
+    assert_eq!(body["listings"][1], read("subscriptions", 1, 1, 0));
     assert_eq!(stripe.seen()[1].param("expand[0]"), Some("data.customer"));
     let reader = app.reader("reader-42").await;
     assert_eq!(reader["stripe_customer_id"], CUSTOMER_42);

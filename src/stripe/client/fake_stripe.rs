@@ -1,14 +1,14 @@
 //! A local stand-in for api.stripe.com for the client's tests, and the objects it answers with.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::StripeClient;
+use super::{RetryPolicy, StripeClient};
 
 pub(super) const KEY: &str = "sk_test_51QxYzA2eZvKYlo2CtollgateFakeKey0123456789abcdef";
 const CUSTOMER: &str = "cus_RqT5xY7aBcDeFg";
@@ -21,6 +21,10 @@ pub(super) fn key() -> SecretString {
 /// What the fake Stripe saw of one request.
 #[derive(Debug, Clone)]
 pub(super) struct Seen {
+    /// Which request this was: 1 for the first the fake got.
+    pub(super) number: usize,
+    /// When it came.
+    pub(super) at: Instant,
     pub(super) method: String,
     pub(super) path: String,
     pub(super) raw_query: String,
@@ -28,16 +32,19 @@ pub(super) struct Seen {
     pub(super) authorization: Option<String>,
     pub(super) stripe_version: Option<String>,
     pub(super) user_agent: Option<String>,
+    pub(super) idempotency_key: Option<String>,
 }
 
 impl Seen {
-    fn of(req: &HttpRequest) -> Self {
+    fn of(req: &HttpRequest, number: usize) -> Self {
         let header = |name: &str| {
             req.headers()
                 .get(name)
                 .map(|v| v.to_str().unwrap().to_owned())
         };
         Self {
+            number,
+            at: Instant::now(),
             method: req.method().to_string(),
             path: req.path().to_owned(),
             raw_query: req.query_string().to_owned(),
@@ -47,6 +54,7 @@ impl Seen {
             authorization: header("authorization"),
             stripe_version: header("stripe-version"),
             user_agent: header("user-agent"),
+            idempotency_key: header("idempotency-key"),
         }
     }
 
@@ -74,9 +82,10 @@ impl FakeStripe {
             App::new().default_service(web::to(move |req: HttpRequest| {
                 let recorded = Arc::clone(&recorded);
                 async move {
-                    let seen = Seen::of(&req);
+                    let mut recorded = recorded.lock().unwrap();
+                    let seen = Seen::of(&req, recorded.len() + 1);
                     let response = answer(&seen);
-                    recorded.lock().unwrap().push(seen);
+                    recorded.push(seen);
                     response
                 }
             }))
@@ -96,8 +105,16 @@ impl FakeStripe {
         }
     }
 
+    /// A client of this fake that tries again quickly: 3 tries, 10 ms backoff, at most 5 s of
+    /// waiting (so a `Retry-After: 1` is honoured).
     pub(super) fn client(&self) -> StripeClient {
-        StripeClient::new(&key(), &self.base, Duration::from_secs(5)).unwrap()
+        StripeClient::new(&key(), &self.base, Duration::from_secs(5))
+            .unwrap()
+            .with_retry(RetryPolicy {
+                attempts: 3,
+                backoff: Duration::from_millis(10),
+                max_wait: Duration::from_secs(5),
+            })
     }
 
     pub(super) fn seen(&self) -> Vec<Seen> {

@@ -1,43 +1,32 @@
-//! Outbound Stripe API calls: for the reconcile job, one page of subscriptions, invoices, refunds
-//! or invoice payments at a time, each object kept as raw JSON for the caller's tolerant parsers;
-//! for the subscribe flow, Checkout and Billing Portal sessions.
+//! Outbound Stripe API calls: for the reconcile job, one page of prices, subscriptions, invoices,
+//! refunds, disputes or invoice payments at a time, each object kept as raw JSON for the caller's
+//! tolerant parsers; for the subscribe flow, Checkout and Billing Portal sessions.
 //!
-//! # Built on async-stripe, and where it stops
+//! # What it is built on
 //!
-//! The transport is async-stripe's hyper client (`stripe::Client`) on rustls with ring and the
-//! bundled webpki roots: it sends the secret key as bearer auth (marked sensitive, so never
-//! debug-printed), takes a custom base URL (`ClientBuilder::url`) and a per-request timeout, and
-//! parses Stripe's error bodies. Requests are built with async-stripe's generic
-//! `RequestBuilder::new(StripeMethod::Get, path).query(..)`, so no typed request struct is used.
+//! Requests are encoded by async-stripe's `RequestBuilder` (`stripe_client_core`), so queries and
+//! forms follow Stripe's conventions (`expand[0]=..`, `line_items[0][price]=..`) as Stripe's own
+//! libraries write them, and carry the `Stripe-Version` async-stripe was generated for
+//! (`2026-09-30.endive` in 1.0.0-rc.10; [`StripeClient::api_version`]), a basil-or-later version
+//! as `/v1/invoice_payments` needs, so the response shapes move only when it is upgraded.
 //!
-//! What it does not do cleanly:
-//! - Raw JSON: `send` deserializes with miniserde, not serde, so `serde_json::Value` cannot be the
-//!   response type, and the lower `StripeClient::execute`, which returns the raw bytes, takes a
-//!   `CustomizedStripeRequest` that only async-stripe itself can construct. So a page is read as
-//!   miniserde's JSON `Value` and converted, without loss, to `serde_json::Value` here.
-//! - `Stripe-Version`: async-stripe always sends the API version it was generated for
-//!   (`2026-09-30.endive` in 1.0.0-rc.10) and offers no way to leave it out, so the account's
-//!   default version cannot apply. The response shapes therefore follow that pinned version and
-//!   move only when async-stripe is upgraded, which also guarantees a basil-or-later version, as
-//!   `/v1/invoice_payments` needs. [`StripeClient::api_version`] tells which one is sent.
-//! - An error answer whose body is not Stripe's JSON error (a proxy's 502 page, say) comes back
-//!   from async-stripe without its HTTP status, as [`StripeError::Unexpected`].
-//! - A card error whose embedded payment intent does not fit async-stripe's typed structs is
-//!   reported the same way; list calls do not produce card errors.
+//! They are sent with reqwest (rustls with ring and the bundled webpki roots, no proxy, no
+//! redirects), not with async-stripe's own hyper client: that one turns an error answer whose body
+//! is not Stripe's error JSON (a proxy's HTML page, an older API version's 404 for a resource it
+//! lacks) into "error deserializing Stripe error", losing its status. Here such an answer is
+//! [`StripeError::Http`] with its status, method, path and the start of its body.
 //!
-//! async-stripe retries nothing here (`RequestStrategy::Once`): the reconcile job decides.
-//!
-//! rustls picks its crypto provider from its enabled features; only ring is enabled in this
-//! tree. Should another dependency ever enable aws-lc-rs as well, a process default provider must
-//! be installed at start-up, or building the client panics inside hyper-rustls.
+//! Transient failures (429, 5xx, no answer) are tried again as the [`RetryPolicy`] says:
+//! exponential backoff with jitter, `Retry-After` honoured, attempts and the total wait bounded.
+//! A `POST` is tried again only with an idempotency key.
 
-mod convert;
 mod error;
 #[cfg(test)]
 mod fake_stripe;
 mod page;
 mod queries;
 mod redact;
+mod retry;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -46,11 +35,12 @@ mod transport;
 use std::fmt;
 use std::time::Duration;
 
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use stripe::{ClientBuilder, RequestStrategy};
 
 pub use error::StripeError;
 pub use page::Page;
+pub use retry::RetryPolicy;
 pub use sessions::{CheckoutPurpose, CheckoutSession, CheckoutSessionRequest, PortalSession};
 
 use queries::{CreatedSinceQuery, InvoicePaymentsQuery, PricesQuery, SubscriptionsQuery};
@@ -59,9 +49,10 @@ use sessions::{CheckoutSessionForm, PortalSessionForm, RawCheckoutSession, RawPo
 /// A client for Stripe's REST API, reading lists one page at a time. Cheap to clone.
 #[derive(Clone)]
 pub struct StripeClient {
-    inner: stripe::Client,
+    http: reqwest::Client,
     api_base: String,
     timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for StripeClient {
@@ -69,13 +60,15 @@ impl fmt::Debug for StripeClient {
         f.debug_struct("StripeClient")
             .field("api_base", &self.api_base)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
 
 impl StripeClient {
     /// Builds a client that sends `secret_key` to `api_base` (`https://api.stripe.com/` in
-    /// production) and gives up on any request after `timeout`.
+    /// production), gives up on any one request after `timeout`, and tries again after transient
+    /// failures as [`RetryPolicy::default`] says.
     pub fn new(
         secret_key: &SecretString,
         api_base: &url::Url,
@@ -87,28 +80,46 @@ impl StripeClient {
                 "the Stripe request timeout must be positive".into(),
             ));
         }
-        // async-stripe appends `v1/<resource>` to the base as it is written.
         let mut base = api_base.as_str().to_owned();
         if !base.ends_with('/') {
             base.push('/');
         }
-        let inner = ClientBuilder::new(secret_key.expose_secret())
-            .url(base.clone())
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", secret_key.expose_secret())).map_err(
+                |_| {
+                    StripeError::Config(
+                        "the Stripe secret key must be visible ASCII characters only".into(),
+                    )
+                },
+            )?;
+        authorization.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, authorization);
+        let version = Self::api_version();
+        headers.insert(
+            "stripe-version",
+            HeaderValue::from_str(&version)
+                .map_err(|_| StripeError::Config(format!("a Stripe-Version of {version}")))?,
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
-            .request_strategy(RequestStrategy::Once)
-            .app_info("tollgate", Some(env!("CARGO_PKG_VERSION").to_owned()), None)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|error| match error {
-                // Its only complaint about a key is that it is not visible ASCII; say so without
-                // the key.
-                stripe::StripeError::ClientError(message) => StripeError::Config(message),
-                other => StripeError::from_library(other, timeout),
-            })?;
+            .map_err(|error| StripeError::Config(format!("the HTTP client: {error}")))?;
         Ok(Self {
-            inner,
+            http,
             api_base: base,
             timeout,
+            retry: RetryPolicy::default(),
         })
+    }
+
+    /// The same client, trying again after transient failures as `retry` says.
+    pub fn with_retry(self, retry: RetryPolicy) -> Self {
+        Self { retry, ..self }
     }
 
     /// The client the settings describe, or `None` when no secret key is configured.
@@ -118,11 +129,18 @@ impl StripeClient {
         };
         let base = url::Url::parse(&settings.stripe_api_base)
             .map_err(|e| StripeError::Config(format!("stripe_api_base is not a URL: {e}")))?;
-        Self::new(key, &base, settings.stripe_timeout).map(Some)
+        let retry = RetryPolicy {
+            attempts: settings.stripe_retry_attempts,
+            backoff: settings.stripe_retry_backoff,
+            max_wait: settings.stripe_retry_max_wait,
+        };
+        Ok(Some(
+            Self::new(key, &base, settings.stripe_timeout)?.with_retry(retry),
+        ))
     }
 
-    /// The `Stripe-Version` every request carries: the one async-stripe was generated for, since
-    /// it cannot be left out (see the module documentation).
+    /// The `Stripe-Version` every request carries: the one async-stripe was generated for (see
+    /// the module documentation).
     pub fn api_version() -> String {
         stripe_client_core::VERSION.as_str().to_owned()
     }
@@ -133,13 +151,16 @@ impl StripeClient {
         &self,
         starting_after: Option<&str>,
     ) -> Result<Page, StripeError> {
-        self.list("/subscriptions", &SubscriptionsQuery::new(starting_after))
-            .await
+        self.list(
+            "/v1/subscriptions",
+            &SubscriptionsQuery::new(starting_after),
+        )
+        .await
     }
 
     /// `GET /v1/prices?limit=100[&starting_after=..]`: every price, active or not.
     pub async fn list_prices(&self, starting_after: Option<&str>) -> Result<Page, StripeError> {
-        self.list("/prices", &PricesQuery::new(starting_after))
+        self.list("/v1/prices", &PricesQuery::new(starting_after))
             .await
     }
 
@@ -151,7 +172,7 @@ impl StripeClient {
         starting_after: Option<&str>,
     ) -> Result<Page, StripeError> {
         self.list(
-            "/invoices",
+            "/v1/invoices",
             &CreatedSinceQuery::new(created_gte, starting_after),
         )
         .await
@@ -165,7 +186,21 @@ impl StripeClient {
         starting_after: Option<&str>,
     ) -> Result<Page, StripeError> {
         self.list(
-            "/refunds",
+            "/v1/refunds",
+            &CreatedSinceQuery::new(created_gte, starting_after),
+        )
+        .await
+    }
+
+    /// `GET /v1/disputes?created[gte]=..&limit=100[&starting_after=..]`: disputes created at or
+    /// after `created_gte` (Unix seconds).
+    pub async fn list_disputes(
+        &self,
+        created_gte: i64,
+        starting_after: Option<&str>,
+    ) -> Result<Page, StripeError> {
+        self.list(
+            "/v1/disputes",
             &CreatedSinceQuery::new(created_gte, starting_after),
         )
         .await
@@ -176,7 +211,7 @@ impl StripeClient {
     /// 2025-03-31.basil and later).
     pub async fn invoice_payments_for(&self, payment_intent: &str) -> Result<Page, StripeError> {
         self.list(
-            "/invoice_payments",
+            "/v1/invoice_payments",
             &InvoicePaymentsQuery::new(payment_intent),
         )
         .await
@@ -192,7 +227,7 @@ impl StripeClient {
     ) -> Result<CheckoutSession, StripeError> {
         let form = CheckoutSessionForm::new(request);
         let session: RawCheckoutSession = self
-            .post("/checkout/sessions", &form, idempotency_key)
+            .post("/v1/checkout/sessions", &form, idempotency_key)
             .await?;
         session.into_session()
     }
@@ -207,7 +242,7 @@ impl StripeClient {
     ) -> Result<PortalSession, StripeError> {
         let session: RawPortalSession = self
             .post(
-                "/billing_portal/sessions",
+                "/v1/billing_portal/sessions",
                 &PortalSessionForm::new(customer, return_url),
                 idempotency_key,
             )

@@ -39,3 +39,18 @@ fn redact_secrets(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Longest start of an unreadable answer's body kept, in characters.
+const MAX_EXCERPT_CHARS: usize = 200;
+
+/// The start of an answer's body, made safe to show like a message: on one line, at most
+/// [`MAX_EXCERPT_CHARS`], secrets replaced; `no body` for an empty one.
+pub(super) fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let safe = bounded_message(text.trim());
+    if safe.is_empty() {
+        "no body".to_owned()
+    } else {
+        safe.chars().take(MAX_EXCERPT_CHARS).collect()
+    }
+}

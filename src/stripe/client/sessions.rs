@@ -177,7 +177,7 @@ impl<'a> PortalSessionForm<'a> {
 }
 
 /// The fields of a Checkout Session tollgate reads; the others are ignored.
-#[derive(miniserde::Deserialize)]
+#[derive(serde::Deserialize)]
 pub(super) struct RawCheckoutSession {
     id: String,
     url: Option<String>,
@@ -199,7 +199,7 @@ impl RawCheckoutSession {
 }
 
 /// The field of a Billing Portal session tollgate reads.
-#[derive(miniserde::Deserialize)]
+#[derive(serde::Deserialize)]
 pub(super) struct RawPortalSession {
     url: String,
 }

@@ -188,3 +188,189 @@ fn the_secret_key_never_shows_in_debug() {
     assert!(!shown.contains(KEY), "{shown}");
     assert!(shown.contains("https://api.stripe.com/"), "{shown}");
 }
+
+/// Stripe's Billing Portal session, as `POST /v1/billing_portal/sessions` answers it.
+fn portal_session() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "id": "bps_1QxZ1a2eZvKYlo2CpOrTaLsE",
+        "object": "billing_portal.session",
+        "customer": "cus_RqT5xY7aBcDeFg",
+        "livemode": false,
+        "return_url": "https://news.example.com/account",
+        "url": "https://billing.stripe.com/p/session/test_YWNjdF8xUXhZ"
+    }))
+}
+
+/// A 5xx as a proxy in front of Stripe sends it: not Stripe's JSON.
+fn unavailable() -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .content_type("text/html")
+        .body("<html><body>503 Service Temporarily Unavailable</body></html>")
+}
+
+#[actix_web::test]
+async fn a_read_that_fails_with_a_5xx_is_tried_again_and_succeeds() {
+    let stripe = FakeStripe::start(|seen| match seen.number {
+        1 => HttpResponse::InternalServerError().json(serde_json::json!({ "error": {
+            "type": "api_error",
+            "message": "An unknown error occurred"
+        } })),
+        _ => list(
+            "/v1/refunds",
+            false,
+            vec![refund("re_3QxZ0a2eZvKYlo2C1rEfUnD1", 1_738_400_000)],
+        ),
+    })
+    .await;
+
+    let page = stripe.client().list_refunds(0, None).await.unwrap();
+
+    assert_eq!(page.data.len(), 1);
+    let seen = stripe.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].raw_query, seen[1].raw_query);
+    stripe.stop().await;
+}
+
+#[actix_web::test]
+async fn a_429_is_tried_again_no_sooner_than_its_retry_after_says() {
+    let stripe = FakeStripe::start(|seen| match seen.number {
+        1 => HttpResponse::TooManyRequests()
+            .insert_header(("retry-after", "1"))
+            .json(serde_json::json!({ "error": {
+                "type": "rate_limit_error",
+                "message": "Too many requests hit the API too quickly."
+            } })),
+        _ => list("/v1/subscriptions", false, vec![]),
+    })
+    .await;
+
+    stripe.client().list_subscriptions(None).await.unwrap();
+
+    let seen = stripe.seen();
+    assert_eq!(seen.len(), 2);
+    let gap = seen[1].at - seen[0].at;
+    // The client's own backoff is 10 ms: only Retry-After makes it wait a second.
+    assert!(
+        gap >= Duration::from_secs(1) && gap < Duration::from_secs(3),
+        "{gap:?}"
+    );
+    stripe.stop().await;
+}
+
+#[actix_web::test]
+async fn a_retry_after_longer_than_the_most_waited_ends_the_retries_at_once() {
+    let stripe = FakeStripe::start(|_| {
+        HttpResponse::TooManyRequests()
+            .insert_header(("retry-after", "60"))
+            .content_type("text/plain")
+            .body("slow down")
+    })
+    .await;
+
+    let started = std::time::Instant::now();
+    let error = stripe.client().list_prices(None).await.unwrap_err();
+
+    assert!(
+        matches!(error, StripeError::Http { status: 429, .. }),
+        "{error:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(stripe.seen().len(), 1);
+    stripe.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failure_stripe_marks_not_to_retry_is_not_tried_again() {
+    let stripe = FakeStripe::start(|_| {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("stripe-should-retry", "false"))
+            .json(serde_json::json!({ "error": {
+                "type": "api_error",
+                "message": "The request was not processed."
+            } }))
+    })
+    .await;
+
+    let error = stripe.client().list_prices(None).await.unwrap_err();
+
+    assert!(
+        matches!(error, StripeError::Api { status: 503, .. }),
+        "{error:?}"
+    );
+    assert_eq!(stripe.seen().len(), 1);
+    stripe.stop().await;
+}
+
+#[actix_web::test]
+async fn a_post_is_tried_again_only_with_an_idempotency_key_and_then_with_the_same_key() {
+    let stripe = FakeStripe::start(
+        |seen| match (seen.idempotency_key.as_deref(), seen.number) {
+            (None, _) | (Some(_), 2) => unavailable(),
+            (Some(_), _) => portal_session(),
+        },
+    )
+    .await;
+    let client = stripe.client();
+
+    let error = client
+        .create_portal_session(
+            "cus_RqT5xY7aBcDeFg",
+            "https://news.example.com/account",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StripeError::Http {
+                status: 503,
+                method: "POST",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(stripe.seen().len(), 1);
+
+    let session = client
+        .create_portal_session(
+            "cus_RqT5xY7aBcDeFg",
+            "https://news.example.com/account",
+            Some("portal-reader-42-01J9ZQ3K7M"),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        session.url,
+        "https://billing.stripe.com/p/session/test_YWNjdF8xUXhZ"
+    );
+    let seen = stripe.seen();
+    assert_eq!(seen.len(), 3);
+    for request in &seen[1..] {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/v1/billing_portal/sessions");
+        assert_eq!(
+            request.idempotency_key.as_deref(),
+            Some("portal-reader-42-01J9ZQ3K7M")
+        );
+    }
+    stripe.stop().await;
+}
+
+#[actix_web::test]
+async fn a_read_that_keeps_failing_gives_up_after_the_attempts() {
+    let stripe = FakeStripe::start(|_| unavailable()).await;
+
+    let error = stripe.client().list_disputes(0, None).await.unwrap_err();
+
+    assert_eq!(
+        error.to_string(),
+        "Stripe answered 503 to GET /v1/disputes, not in its API's format: \
+         <html><body>503 Service Temporarily Unavailable</body></html>"
+    );
+    assert_eq!(stripe.seen().len(), 3);
+    stripe.stop().await;
+}

@@ -1,66 +1,132 @@
-//! The requests themselves: a form `POST` or a list `GET` sent through async-stripe, once, within
-//! the client's timeout, and its answer read back.
+//! The requests themselves: a list `GET` or a form `POST`, sent with reqwest within the client's
+//! timeout, tried again after a transient failure as the client's [`RetryPolicy`] says, and its
+//! answer read back with serde_json. A `GET` is always safe to try again; a `POST` only with an
+//! idempotency key, which Stripe uses to answer a repeated call with the first one's result.
 
+use std::time::Duration;
+
+use backon::Retryable;
+use bytes::Bytes;
 use serde::Serialize;
-use stripe::RequestStrategy;
+use serde::de::DeserializeOwned;
 use stripe_client_core::{IdempotencyKey, RequestBuilder, StripeMethod};
 
 use super::StripeClient;
-use super::convert::to_serde_json;
 use super::error::StripeError;
 use super::page::Page;
+use super::retry::{Failure, RetryPolicy};
 
-/// A Stripe list as async-stripe can hand it over: its other keys (`object`, `url`) are ignored.
-#[derive(miniserde::Deserialize)]
+/// A Stripe list as sent: its other keys (`object`, `url`) are ignored.
+#[derive(serde::Deserialize)]
 struct RawList {
-    data: Vec<miniserde::json::Value>,
+    data: Vec<serde_json::Value>,
     has_more: bool,
 }
 
 impl StripeClient {
     /// `POST`s `form` to `path` (with `idempotency_key`, when there is one) and reads the answer.
-    pub(super) async fn post<T: miniserde::Deserialize>(
+    pub(super) async fn post<T: DeserializeOwned>(
         &self,
         path: &str,
         form: &impl Serialize,
         idempotency_key: Option<&str>,
     ) -> Result<T, StripeError> {
-        let strategy = match idempotency_key {
-            Some(key) => RequestStrategy::Idempotent(
-                IdempotencyKey::new(key).map_err(|e| StripeError::Config(e.to_string()))?,
-            ),
-            None => RequestStrategy::Once,
-        };
-        RequestBuilder::new(StripeMethod::Post, path)
-            .form(form)
-            .customize::<T>()
-            .request_strategy(strategy)
-            .send(&self.inner)
-            .await
-            .map_err(|error| StripeError::from_library(error, self.timeout))
+        if let Some(key) = idempotency_key {
+            IdempotencyKey::new(key).map_err(|e| StripeError::Config(e.to_string()))?;
+        }
+        let request = RequestBuilder::new(StripeMethod::Post, path).form(form);
+        let (status, body) = self.send(&request, idempotency_key).await?;
+        serde_json::from_slice(&body).map_err(|error| {
+            tracing::warn!(path, %error, "a Stripe answer did not read as the object asked for");
+            StripeError::unreadable(status, "POST", path, &body)
+        })
     }
 
-    /// `GET`s one page of the list at `path`, its objects converted to serde_json.
+    /// `GET`s one page of the list at `path`.
     pub(super) async fn list(
         &self,
         path: &str,
         query: &impl Serialize,
     ) -> Result<Page, StripeError> {
-        let list: RawList = RequestBuilder::new(StripeMethod::Get, path)
-            .query(query)
-            .customize::<RawList>()
-            .send(&self.inner)
-            .await
-            .map_err(|error| StripeError::from_library(error, self.timeout))?;
-        let data = list
-            .data
-            .into_iter()
-            .map(|object| to_serde_json(object, 0))
-            .collect::<Result<_, _>>()?;
+        let request = RequestBuilder::new(StripeMethod::Get, path).query(query);
+        let (status, body) = self.send(&request, None).await?;
+        let list: RawList = serde_json::from_slice(&body).map_err(|error| {
+            tracing::warn!(path, %error, "a Stripe answer did not read as a list");
+            StripeError::unreadable(status, "GET", path, &body)
+        })?;
         Ok(Page {
-            data,
+            data: list.data,
             has_more: list.has_more,
         })
+    }
+
+    /// Sends `request` until it succeeds, fails for good, or the retry policy gives up; the
+    /// successful answer's status and body.
+    async fn send(
+        &self,
+        request: &RequestBuilder,
+        idempotency_key: Option<&str>,
+    ) -> Result<(u16, Bytes), StripeError> {
+        let attempt = || self.attempt(request, idempotency_key);
+        let repeatable = matches!(request.method, StripeMethod::Get) || idempotency_key.is_some();
+        if !repeatable {
+            return attempt().await.map_err(|failure| failure.error);
+        }
+        let policy: RetryPolicy = self.retry;
+        let mut waited = Duration::ZERO;
+        attempt
+            .retry(policy.backoff())
+            .when(|failure: &Failure| failure.transient)
+            .adjust(|failure, planned| policy.next_wait(failure.retry_after, planned, &mut waited))
+            .notify(|failure, wait| {
+                tracing::warn!(
+                    error = %failure.error,
+                    wait = ?wait,
+                    "a Stripe API call failed; it is tried again"
+                );
+            })
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// One try of `request`.
+    async fn attempt(
+        &self,
+        request: &RequestBuilder,
+        idempotency_key: Option<&str>,
+    ) -> Result<(u16, Bytes), Failure> {
+        let mut url = format!("{}{}", self.api_base, request.path.trim_start_matches('/'));
+        if let Some(query) = request.query.as_deref().filter(|q| !q.is_empty()) {
+            url.push('?');
+            url.push_str(query);
+        }
+        let (method, name) = match request.method {
+            StripeMethod::Get => (reqwest::Method::GET, "GET"),
+            StripeMethod::Post => (reqwest::Method::POST, "POST"),
+            StripeMethod::Delete => (reqwest::Method::DELETE, "DELETE"),
+        };
+        let mut builder = self.http.request(method, url);
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.clone());
+        }
+        if let Some(key) = idempotency_key {
+            builder = builder.header("idempotency-key", key);
+        }
+        let unanswered = |error| Failure::unanswered(StripeError::unanswered(error, self.timeout));
+        let response = builder.send().await.map_err(unanswered)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(unanswered)?;
+        if (200..300).contains(&status) {
+            return Ok((status, body));
+        }
+        let error = StripeError::from_answer(status, name, &request.path, &body);
+        Err(Failure::answered(error, status, &headers))
     }
 }
 
