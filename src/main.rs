@@ -14,6 +14,7 @@ use tollgate::domain::{Actor, ApiKeyId, AuditEntry, KeyName, Role, SyncOutcome};
 use tollgate::services::keys::{KeyRequest, issue_key};
 use tollgate::services::mirror::{Mirror, RetryPolicy};
 use tollgate::services::reconcile::{LogLines, Reconcile, SyncProgress};
+use tollgate::services::storage::Purger;
 use tollgate::startup::Application;
 use tollgate::store::{self, RevokeOutcome, Store};
 use tollgate::stripe::client::StripeClient;
@@ -65,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: StripeCommand,
     },
+    /// Bound the database's storage.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
     /// Print the effective configuration as TOML, secrets redacted.
     Config,
     /// Exit 0 when the service at the configured (or given) address answers /healthz with 200.
@@ -89,6 +95,16 @@ enum StripeCommand {
 
 /// `tollgate stripe sync`'s exit status when some listings were read and some failed.
 const EXIT_PARTIAL: u8 = 3;
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Remove now, in small batches, what the storage purge of a running server removes every
+    /// purge_interval: meter unlocks no meter window counts any more, the bodies of old applied
+    /// and skipped Stripe events, old delivered and failed outbound deliveries, and expired
+    /// idempotency keys and dashboard sessions. Prints what it removed, as JSON, on standard
+    /// output.
+    Purge,
+}
 
 #[derive(Debug, Subcommand)]
 enum SigningKeysCommand {
@@ -204,6 +220,26 @@ async fn run_command(command: Command, settings: Settings) -> anyhow::Result<()>
             let result = signing_keys(&store, &settings, command).await;
             store.close().await;
             result
+        }
+        Command::Storage {
+            command: StorageCommand::Purge,
+        } => {
+            let store = open_migrated(&settings).await?;
+            let purger = Purger::new(
+                Arc::clone(&store),
+                Arc::new(SystemClock),
+                settings.storage(),
+            );
+            let result = purger.run().await;
+            store.close().await;
+            let report = result?;
+            tracing::info!(?report, "storage purged");
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+            Ok(())
         }
         Command::Stripe { .. } | Command::Config | Command::Healthcheck { .. } => Ok(()),
     }

@@ -23,12 +23,12 @@ use crate::http::state::{AppState, InFlight};
 use crate::routes;
 use crate::services::access::{AccessService, Breaker, EntitlementCache};
 use crate::services::gift_subscriptions::CodeIssuer;
-use crate::services::idempotency;
 use crate::services::keys::KeyCache;
 use crate::services::limits::RateLimits;
 use crate::services::mirror::{Mirror, RetryPolicy};
 use crate::services::outbound::{DispatchMetrics, Dispatcher, EntitlementWatcher};
 use crate::services::reports::{self, ReportCache};
+use crate::services::storage::{PurgeMetrics, Purger};
 use crate::store::{self, Store};
 use crate::stripe::client::StripeClient;
 use crate::tokens::Tokens;
@@ -38,7 +38,6 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
     in_flight: InFlight,
     shutdown_timeout: Duration,
     mirror: Mirror,
@@ -46,6 +45,7 @@ pub struct Application {
     metrics: prometheus::Registry,
     dispatcher: Dispatcher,
     watcher: EntitlementWatcher,
+    purger: Purger,
     /// What the task that keeps the dashboard's MRR computed needs.
     report_warmer: (Arc<dyn Clock>, Tz, PastDueGrace, ReportCache),
     /// Whether the access path finds the database reachable; its heartbeat runs with the server.
@@ -134,8 +134,12 @@ impl Application {
             settings.billing().past_due_grace,
             settings.webhook_dispatch_interval,
         );
+        let purger = Purger::new(Arc::clone(&store), Arc::clone(&clock), settings.storage())
+            .with_metrics(
+                PurgeMetrics::register(&registry)
+                    .map_err(|e| anyhow::anyhow!("registering storage purge metrics: {e}"))?,
+            );
         let in_flight = InFlight::default();
-        let purge_clock = Arc::clone(&clock);
         let report_cache = ReportCache::default();
         let report_warmer = (
             Arc::clone(&clock),
@@ -174,7 +178,6 @@ impl Application {
             address,
             server: server.run(),
             store,
-            clock: purge_clock,
             in_flight,
             shutdown_timeout: settings.shutdown_timeout,
             mirror,
@@ -182,6 +185,7 @@ impl Application {
             metrics: registry,
             dispatcher,
             watcher,
+            purger,
             report_warmer,
             breaker,
         })
@@ -202,12 +206,12 @@ impl Application {
         self.metrics.clone()
     }
 
-    /// Serves (and retries failed Stripe events) until SIGTERM or SIGINT, then lets in-flight
-    /// requests finish and closes the store.
+    /// Serves (and retries failed Stripe events, delivers outbound events and purges storage)
+    /// until SIGTERM or SIGINT, then lets in-flight requests finish and closes the store.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let retries = self.mirror.spawn_retry_task();
         let key_refresh = self.tokens.spawn_refresh_task();
-        let purge = idempotency::spawn_purge_task(Arc::clone(&self.store), Arc::clone(&self.clock));
+        let purge = self.purger.spawn();
         let heartbeat = self.breaker.spawn_heartbeat(Arc::clone(&self.store));
         let dispatcher = self.dispatcher.spawn();
         let watcher = self.watcher.spawn();

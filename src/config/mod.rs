@@ -225,6 +225,22 @@ pub struct Settings {
     /// How often the dispatcher and the entitlement watcher look for due work.
     #[serde(with = "humantime_serde")]
     pub webhook_dispatch_interval: Duration,
+    /// How often the storage purge deletes what no longer matters.
+    #[serde(with = "humantime_serde")]
+    pub purge_interval: Duration,
+    /// How long after receipt the raw body of an applied or skipped Stripe event is kept; the
+    /// event itself stays.
+    #[serde(with = "humantime_serde")]
+    pub webhook_body_retention: Duration,
+    /// How long after its last attempt a delivered outbound delivery is kept.
+    #[serde(with = "humantime_serde")]
+    pub webhook_delivery_retention: Duration,
+    /// How long after its last attempt a failed outbound delivery is kept.
+    #[serde(with = "humantime_serde")]
+    pub webhook_failed_delivery_retention: Duration,
+    /// How long meter unlocks are kept beyond the start of the longest meter window.
+    #[serde(with = "humantime_serde")]
+    pub meter_retention_margin: Duration,
 }
 
 impl Default for Settings {
@@ -293,6 +309,11 @@ impl Default for Settings {
             webhook_delivery_retry_for: Duration::from_secs(3 * 24 * 3600),
             webhook_disable_after: Duration::from_secs(5 * 24 * 3600),
             webhook_dispatch_interval: Duration::from_secs(1),
+            purge_interval: Duration::from_secs(3600),
+            webhook_body_retention: Duration::from_secs(30 * 24 * 3600),
+            webhook_delivery_retention: Duration::from_secs(30 * 24 * 3600),
+            webhook_failed_delivery_retention: Duration::from_secs(90 * 24 * 3600),
+            meter_retention_margin: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -331,6 +331,11 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
     ("webhook_delivery_retry_for", r#""1d""#, "1d"),
     ("webhook_disable_after", r#""2d""#, "2d"),
     ("webhook_dispatch_interval", r#""200ms""#, "200ms"),
+    ("purge_interval", r#""10m""#, "10m"),
+    ("webhook_body_retention", r#""7d""#, "7d"),
+    ("webhook_delivery_retention", r#""14d""#, "14d"),
+    ("webhook_failed_delivery_retention", r#""60d""#, "60d"),
+    ("meter_retention_margin", r#""2d""#, "2d"),
 ];
 
 /// The TOML keys of the settings table in docs/configuration.md.

@@ -120,7 +120,7 @@ impl Settings {
     }
 
     /// Every duration setting by key, with why zero is refused where it is.
-    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 27] {
+    pub(super) fn durations(&self) -> [(&'static str, Duration, WhyNotZero); 32] {
         const PERIOD: WhyNotZero = Some("it is the period of a recurring task");
         const TOKEN: WhyNotZero = Some("every token would have expired when it is issued");
         [
@@ -211,6 +211,19 @@ impl Settings {
                 self.webhook_dispatch_interval,
                 PERIOD,
             ),
+            ("purge_interval", self.purge_interval, PERIOD),
+            ("webhook_body_retention", self.webhook_body_retention, None),
+            (
+                "webhook_delivery_retention",
+                self.webhook_delivery_retention,
+                None,
+            ),
+            (
+                "webhook_failed_delivery_retention",
+                self.webhook_failed_delivery_retention,
+                None,
+            ),
+            ("meter_retention_margin", self.meter_retention_margin, None),
         ]
     }
 }

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 
 use super::{MAX_DURATION, Settings, SigningAlgorithm};
-use crate::domain::{Audience, Entitlement, MeterPolicy, PastDueGrace, SourceKind};
+use crate::domain::{Audience, Entitlement, MeterPolicy, PastDueGrace, Retention, SourceKind};
 
 /// Gift articles: how many links a reader may make, for how many people, for how long, and who
 /// may give.
@@ -104,6 +104,16 @@ pub struct TokenSettings<'a> {
     pub key_files: &'a [PathBuf],
 }
 
+/// Bounded storage: how long records are kept once they no longer matter, and how often the
+/// purge runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// What is kept how long.
+    pub retention: Retention,
+    /// How often the purge runs.
+    pub purge_interval: Duration,
+}
+
 /// How billing state is read: subscriptions' standing and the finance reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BillingSettings {
@@ -184,6 +194,22 @@ impl Settings {
         }
     }
 
+    /// The storage purge settings.
+    pub fn storage(&self) -> StorageSettings {
+        let meter = self.meter();
+        let retention = Retention {
+            meters: [meter.registered, meter.anonymous],
+            unlock_margin: time_delta(self.meter_retention_margin),
+            webhook_body: time_delta(self.webhook_body_retention),
+            delivered: time_delta(self.webhook_delivery_retention),
+            failed_delivery: time_delta(self.webhook_failed_delivery_retention),
+        };
+        StorageSettings {
+            retention,
+            purge_interval: self.purge_interval,
+        }
+    }
+
     /// The billing settings.
     pub fn billing(&self) -> BillingSettings {
         BillingSettings {
@@ -240,5 +266,10 @@ mod tests {
         assert_eq!(meter.policy(Audience::Anonymous).limit, 0);
         assert!(meter.is_meterable(&Entitlement::from_stored("articles".into())));
         assert!(!meter.is_meterable(&Entitlement::from_stored("reports".into())));
+        let storage = settings.storage();
+        assert_eq!(storage.purge_interval, Duration::from_secs(3600));
+        assert_eq!(storage.retention.meters[0].limit, 5);
+        assert_eq!(storage.retention.webhook_body, TimeDelta::days(30));
+        assert_eq!(storage.retention.failed_delivery, TimeDelta::days(90));
     }
 }

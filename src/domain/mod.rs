@@ -219,6 +219,7 @@ pub mod price;
 pub mod reader;
 pub mod redirect;
 pub mod report_inputs;
+pub mod retention;
 pub mod session;
 pub mod subscription;
 pub mod sync_run;
@@ -256,6 +257,7 @@ pub use report_inputs::{
     DisputeDay, GiftSale, History, InvoiceDay, InvoiceService, LostDispute, PaidInvoice, RefundDay,
     ServiceLine, Snapshot,
 };
+pub use retention::{Purge, Retention};
 pub use session::{SESSION_LIFETIME, Session, SessionId, SessionToken, may_open_session};
 pub use subscription::{Standing, Subscription, SubscriptionItem, SubscriptionStatus, Version};
 pub use sync_run::{Listing, ListingReport, SyncOutcome, SyncReport, SyncRun, SyncRunId};

@@ -99,6 +99,8 @@ pub struct WebhookEvent {
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// The customer whose link to a reader it waits for, if it does.
     pub waiting_for: Option<String>,
+    /// When the storage purge dropped its body, if it did.
+    pub body_dropped_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ struct EventView {
     applied_at: Option<String>,
     next_attempt_at: Option<String>,
     waiting_for_customer: Option<String>,
+    body_dropped_at: Option<String>,
 }
 
 impl From<WebhookEvent> for EventView {
@@ -95,6 +96,7 @@ impl From<WebhookEvent> for EventView {
             applied_at: event.applied_at.map(rfc3339),
             next_attempt_at: event.next_attempt_at.map(rfc3339),
             waiting_for_customer: event.waiting_for,
+            body_dropped_at: event.body_dropped_at.map(rfc3339),
         }
     }
 }

@@ -1,11 +1,8 @@
-//! Idempotent POSTs: claiming an attempt before its request is served, keeping its answer for a
-//! day, and purging kept answers once their day has passed.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Idempotent POSTs: claiming an attempt before its request is served, and keeping its answer
+//! for a day; the storage purge ([`crate::services::storage`]) deletes it once its day has
+//! passed.
 
 use chrono::TimeDelta;
-use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::domain::KeptResponse;
@@ -18,8 +15,6 @@ pub const WINDOW: TimeDelta = TimeDelta::hours(24);
 /// time out in seconds); a claim older than this belongs to a process that died, and a retry
 /// takes it over.
 const LEASE: TimeDelta = TimeDelta::minutes(2);
-/// How often kept answers past their window are deleted.
-const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 /// The idempotency operations.
 pub struct Idempotency<'a> {
@@ -51,19 +46,4 @@ impl Idempotency<'_> {
     ) -> Result<(), ServiceError> {
         Ok(self.store.settle_attempt(attempt, answer).await?)
     }
-}
-
-/// Deletes kept answers past their window every ten minutes, until aborted.
-pub fn spawn_purge_task(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(PURGE_EVERY);
-        loop {
-            ticks.tick().await;
-            match store.purge_attempts(clock.now()).await {
-                Ok(0) => {}
-                Ok(purged) => tracing::debug!(purged, "idempotency keys past their window purged"),
-                Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-            }
-        }
-    })
 }

@@ -189,8 +189,16 @@ impl Mirror {
             return Ok((Applied::NotPending, Vec::new()));
         }
         let now = self.clock.now();
-        let parsed = serde_json::from_str::<serde_json::Value>(&event.body)
-            .map_err(|e| e.to_string())
+        // The purge drops only the bodies of applied and skipped events, so a pending or
+        // failed one has its own; should it not, the event fails saying why, and a reconcile
+        // repairs what it carried.
+        let parsed = event
+            .body
+            .as_deref()
+            .ok_or_else(|| "its body is no longer stored".to_owned())
+            .and_then(|body| {
+                serde_json::from_str::<serde_json::Value>(body).map_err(|e| e.to_string())
+            })
             .and_then(|body| {
                 objects::changes(event.kind.as_str(), &body).map_err(|e| e.to_string())
             });

@@ -19,6 +19,7 @@ pub mod readers;
 pub mod reconcile;
 pub mod reports;
 pub mod sessions;
+pub mod storage;
 pub mod teams;
 pub mod webhooks;
 

@@ -50,6 +50,16 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
+    /// A condition that holds for at most `$2` rows of `table` that meet `condition`, found
+    /// through `index` and named by the engine's own row address (SQLite's `rowid`,
+    /// PostgreSQL's `ctid`, read back with a TID scan), so that any table can be cut into
+    /// batches whatever its key. SQLite is told to use `index`: it keeps no statistics, and
+    /// would rather read a whole range of another index. On PostgreSQL the rows are locked as
+    /// they are picked, rows another transaction holds are passed by (a batch never waits on,
+    /// nor deadlocks with, a write or another instance's batch), and `condition` is checked
+    /// again on each row as it is written; SQLite's single writer needs neither.
+    fn some_rows(table: &str, index: &str, condition: &str) -> String;
+
     /// Applies the backend's migrations.
     fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>>;
 

@@ -1,5 +1,6 @@
 //! Idempotency keys: the claim a request with an `Idempotency-Key` takes before it is served, the
-//! answer kept afterwards for replay, and their purge once their window has passed.
+//! answer kept afterwards for replay. The storage purge (`retention.rs`) deletes them once their
+//! window has passed.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -56,9 +57,6 @@ pub trait IdempotencyStore: Send + Sync {
         attempt: AttemptKey<'_>,
         answer: Option<&KeptResponse>,
     ) -> Result<(), StoreError>;
-
-    /// Deletes the keys whose window ended before `now`; how many.
-    async fn purge_attempts(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 #[derive(FromRow)]
@@ -184,13 +182,5 @@ impl<DB: Dialect> IdempotencyStore for SqlStore<DB> {
         };
         query.execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn purge_attempts(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let purged = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
-            .bind(now.timestamp_millis())
-            .execute(&self.pool)
-            .await?;
-        Ok(DB::rows_affected(&purged))
     }
 }

@@ -1,7 +1,7 @@
 //! Persistence, split by aggregate: one focused trait per aggregate (API keys, the audit log, plans, the webhook
 //! inbox, the Stripe mirror, readers, grants, licences, gift links, gift subscriptions, teams,
 //! idempotency keys, the meter,
-//! signing keys, report inputs, webhook endpoints and their deliveries, the entitlement watcher), each operation whole and owning its transaction, and [`Store`] composing
+//! signing keys, report inputs, webhook endpoints and their deliveries, the entitlement watcher, the storage purge), each operation whole and owning its transaction, and [`Store`] composing
 //! them. One SQL implementation serves SQLite and PostgreSQL, chosen at runtime from the database
 //! URL's scheme; what differs between the two lives in `sqlite.rs` and `postgres.rs` behind
 //! `Dialect`.
@@ -28,6 +28,7 @@ mod plans;
 mod postgres;
 mod readers;
 mod report_inputs;
+mod retention;
 mod sessions;
 mod signing_keys;
 mod sqlite;
@@ -61,6 +62,7 @@ pub use outbound::{
 pub use plans::{PlanStore, PlanWrite};
 pub use readers::{CustomerLink, ReaderRecord, ReaderStore};
 pub use report_inputs::ReportStore;
+pub use retention::RetentionStore;
 pub use sessions::SessionStore;
 pub use signing_keys::{SigningKeyStore, StoredSigningKey};
 pub use teams::{Seating, TeamMember, TeamStore};
@@ -90,6 +92,7 @@ pub trait Store:
     + EndpointStore
     + DeliveryStore
     + EntitlementWatchStore
+    + RetentionStore
     + Send
     + Sync
     + 'static

@@ -45,6 +45,13 @@ impl Dialect for Postgres {
         result.rows_affected()
     }
 
+    fn some_rows(table: &str, _index: &str, condition: &str) -> String {
+        format!(
+            "ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {condition} LIMIT $2 \
+             FOR UPDATE SKIP LOCKED)) AND {condition}"
+        )
+    }
+
     fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
         // The migrator takes an advisory lock, so instances starting together migrate once.
         Box::pin(MIGRATOR.run(pool))

@@ -33,6 +33,12 @@ impl Dialect for Sqlite {
         result.rows_affected()
     }
 
+    fn some_rows(table: &str, index: &str, condition: &str) -> String {
+        format!(
+            "rowid IN (SELECT rowid FROM {table} INDEXED BY {index} WHERE {condition} LIMIT $2)"
+        )
+    }
+
     fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
         Box::pin(MIGRATOR.run(pool))
     }

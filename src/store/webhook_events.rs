@@ -1,5 +1,6 @@
 //! The Stripe webhook inbox: every verified event, stored once with its exact body, and where
-//! applying it stands.
+//! applying it stands. The storage purge (`retention.rs`) drops the bodies of old applied and
+//! skipped events and keeps the rest of their rows.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -35,8 +36,8 @@ pub struct StoredEvent {
     pub kind: EventType,
     /// Where it stands.
     pub status: EventStatus,
-    /// The exact body Stripe sent.
-    pub body: String,
+    /// The exact body Stripe sent; `None` once the storage purge dropped it.
+    pub body: Option<String>,
     /// How often applying it was tried.
     pub attempts: i64,
     /// When tollgate received it.
@@ -110,6 +111,7 @@ struct WebhookEventRow {
     applied_at: Option<i64>,
     next_attempt_at: Option<i64>,
     waiting_for: Option<String>,
+    body_dropped_at: Option<i64>,
 }
 
 impl TryFrom<WebhookEventRow> for WebhookEvent {
@@ -134,6 +136,7 @@ impl TryFrom<WebhookEventRow> for WebhookEvent {
             applied_at: row.applied_at.map(instant).transpose()?,
             next_attempt_at: row.next_attempt_at.map(instant).transpose()?,
             waiting_for: row.waiting_for,
+            body_dropped_at: row.body_dropped_at.map(instant).transpose()?,
         })
     }
 }
@@ -145,6 +148,7 @@ struct StoredEventRow {
     kind: String,
     status: String,
     body: String,
+    body_dropped_at: Option<i64>,
     attempts: i64,
     received_at: i64,
 }
@@ -160,7 +164,7 @@ impl TryFrom<StoredEventRow> for StoredEvent {
                 .map_err(StoreError::other)?,
             id: StripeEventId::from_stored(row.id),
             kind: EventType::from_stored(row.kind),
-            body: row.body,
+            body: row.body_dropped_at.is_none().then_some(row.body),
             attempts: row.attempts,
             received_at: instant(row.received_at)?,
         })
@@ -198,7 +202,8 @@ impl<DB: Dialect> EventStore for SqlStore<DB> {
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         sqlx::query_as::<DB, WebhookEventRow>(
             "SELECT seq, id, type, created, api_version, livemode, status, attempts, last_error, \
-             note, received_at, applied_at, next_attempt_at, waiting_for FROM webhook_events \
+             note, received_at, applied_at, next_attempt_at, waiting_for, body_dropped_at \
+             FROM webhook_events \
              WHERE ($1 = '' OR status = $1) AND ($2 = '' OR type = $2) AND seq < $3 \
              AND ($5 = '' OR id = $5) ORDER BY seq DESC LIMIT $4",
         )
@@ -233,7 +238,8 @@ impl<DB: Dialect> EventStore for SqlStore<DB> {
 
     async fn stored_event(&self, id: &StripeEventId) -> Result<Option<StoredEvent>, StoreError> {
         sqlx::query_as::<DB, StoredEventRow>(
-            "SELECT id, type, status, body, attempts, received_at FROM webhook_events WHERE id = $1",
+            "SELECT id, type, status, body, body_dropped_at, attempts, received_at \
+             FROM webhook_events WHERE id = $1",
         )
         .bind(id.as_str().to_owned())
         .fetch_optional(&self.pool)

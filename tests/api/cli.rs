@@ -387,3 +387,51 @@ async fn a_bad_setting_stops_start_up_with_a_message_that_names_it() {
         "it started anyway"
     );
 }
+
+#[tokio::test]
+async fn storage_purge_removes_what_has_expired_and_prints_what_it_removed_as_json() {
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    create_key(
+        tollgate(dir.path()).env("DATABASE_URL", db.url()),
+        "finance",
+    )
+    .await;
+    // A dashboard session of that key that ended in 1970.
+    let sql = if db.is_postgres() {
+        "INSERT INTO dashboard_sessions (id, token_hash, key_id, created_at, expires_at) \
+         SELECT 'ses_ended', decode(repeat('00', 32), 'hex'), id, 0, 1000 FROM api_keys \
+         RETURNING id"
+    } else {
+        "INSERT INTO dashboard_sessions (id, token_hash, key_id, created_at, expires_at) \
+         SELECT 'ses_ended', zeroblob(32), id, 0, 1000 FROM api_keys RETURNING id"
+    };
+    assert_eq!(db.text_rows(sql).await, [("ses_ended".to_owned(),)]);
+
+    let output = tollgate(dir.path())
+        .env("DATABASE_URL", db.url())
+        .args(["storage", "purge"])
+        .output()
+        .await
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["removed"],
+        serde_json::json!({
+            "meter_unlocks": 0,
+            "webhook_bodies": 0,
+            "delivered_deliveries": 0,
+            "failed_deliveries": 0,
+            "idempotency_keys": 0,
+            "dashboard_sessions": 1,
+        })
+    );
+    assert_eq!(report["batches"], 6);
+    assert_eq!(db.count("SELECT COUNT(*) FROM dashboard_sessions").await, 0);
+}

@@ -116,6 +116,17 @@ impl TestDatabase {
         }
     }
 
+    /// The number a `SELECT COUNT(*) ...` reads, straight from the database.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        let rows: Vec<(i64,)> = self.rows(sql).await;
+        rows[0].0
+    }
+
+    /// The single text column of every row `sql` reads, straight from the database.
+    pub async fn text_rows(&self, sql: &'static str) -> Vec<(String,)> {
+        self.rows(sql).await
+    }
+
     /// Every stored key, straight from the table: its hash, and all its text cells joined.
     pub async fn stored_keys(&self) -> Vec<(Vec<u8>, String)> {
         self.rows(

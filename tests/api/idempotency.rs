@@ -264,9 +264,10 @@ async fn a_key_is_kept_for_a_day_then_names_a_new_attempt() {
     assert_eq!(app.grant_count("ana").await, 2);
     // The purge deletes what has passed its window.
     app.clock.advance(chrono::Duration::hours(25));
+    let now = tollgate::clock::Clock::now(&app.clock);
     assert_eq!(
         app.store
-            .purge_attempts(tollgate::clock::Clock::now(&app.clock))
+            .purge_batch(tollgate::domain::Purge::IdempotencyKeys, now, now, 1000)
             .await
             .unwrap(),
         1

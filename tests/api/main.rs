@@ -33,6 +33,7 @@ mod reports;
 mod secrets;
 mod sessions;
 mod sqlite;
+mod storage;
 mod stripe_events;
 mod teams;
 mod tokens;
