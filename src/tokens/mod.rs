@@ -77,7 +77,8 @@ pub struct KeyInfo {
 /// The keys one instance signs with and publishes.
 struct KeySet {
     current: Arc<SigningKey>,
-    header: Header,
+    /// The JOSE header of the current key's tokens, as JSON in base64url, made once.
+    encoded_header: String,
     jwks: bytes::Bytes,
     keys: Vec<KeyInfo>,
 }
@@ -351,7 +352,7 @@ impl Tokens {
             }),
         };
         let keys = self.key_set();
-        let token = jsonwebtoken::encode(&keys.header, &claims, &keys.current.encoding)?;
+        let token = keys.current.sign_jws(&keys.encoded_header, &claims)?;
         Ok(Issued {
             token,
             expires_at: DateTime::from_timestamp(exp, 0).unwrap_or(expires_at),
@@ -387,10 +388,13 @@ pub async fn rotate(
     Ok((key.kid, retired))
 }
 
-fn header(key: &SigningKey) -> Header {
+/// The JOSE header of `key`'s tokens (`alg`, `typ`, `kid`) as JSON in base64url.
+fn encoded_header(key: &SigningKey) -> Result<String, TokenError> {
+    use base64::Engine;
     let mut header = Header::new(key.algorithm);
     header.kid = Some(key.kid.clone());
-    header
+    let json = serde_json::to_vec(&header).map_err(jsonwebtoken::errors::Error::from)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
 }
 
 fn jwks(jwks: Vec<Jwk>) -> bytes::Bytes {
@@ -424,7 +428,7 @@ fn file_key_set(files: &[PathBuf]) -> Result<KeySet, TokenError> {
     let mut published = vec![current.jwk.clone()];
     published.extend(others.iter().map(|k| k.jwk.clone()));
     Ok(KeySet {
-        header: header(&current),
+        encoded_header: encoded_header(&current)?,
         current: Arc::new(current),
         jwks: jwks(published),
         keys: infos,
@@ -462,7 +466,7 @@ async fn db_key_set(
     }
     let current = current.ok_or(TokenError::Key(KeyError::Unsupported))?;
     Ok(KeySet {
-        header: header(&current),
+        encoded_header: encoded_header(&current)?,
         current: Arc::new(current),
         jwks: jwks(published),
         keys: infos,
