@@ -152,10 +152,17 @@ impl Keys<'_> {
             Some(Ok(found)) => found,
             Some(Err(StoreError::Unavailable(err))) => return self.last_checked(&hash, err),
             Some(Err(err)) => return Err(err),
-            None => {
-                let err = anyhow::anyhow!("the database is unreachable");
-                return self.last_checked(&hash, err);
-            }
+            // Known to be away: a key checked lately is trusted; any other is asked for all
+            // the same (the database may be back before the heartbeat has seen it), briefly.
+            None => match self.last_checked(&hash, anyhow::anyhow!("unreachable")) {
+                Ok(known) => return Ok(known),
+                Err(_) => {
+                    self.cache
+                        .breaker
+                        .read_while_open(self.store.find_api_key_by_hash(&hash))
+                        .await?
+                }
+            },
         };
         match found {
             Some(key) if key.is_active() => {

@@ -246,9 +246,10 @@ impl<DB: Dialect> SqlStore<DB> {
 impl<DB: Dialect> ReaderStore for SqlStore<DB> {
     async fn reader(&self, id: &ReaderId) -> Result<ReaderRecord, StoreError> {
         let reader = id.as_str().to_owned();
-        // The reader's customers, licence seats and teams in one round trip: most readers
-        // have none, and this read is on the paywall's path whenever the cache misses. (The
-        // casts give PostgreSQL the columns' types, which it takes from the first branch.)
+        // The reader's customers, licence seats, teams and whether they have grants, in one
+        // round trip: most readers have none of them, and this read is on the paywall's path
+        // whenever the cache misses. (The casts give PostgreSQL the columns' types, which it
+        // takes from the first branch.)
         let links = sqlx::query_as::<DB, LinkRow>(
             "SELECT 'customer' AS kind, id, deleted_at, updated_at AS ord, \
              CAST(NULL AS TEXT) AS owner, CAST(NULL AS BIGINT) AS rank FROM customers \
@@ -265,13 +266,18 @@ impl<DB: Dialect> ReaderStore for SqlStore<DB> {
              WHERE m.reader_id = $1 \
              UNION ALL SELECT 'team' AS kind, subscription_id AS id, NULL AS deleted_at, \
              created_at AS ord, owner_id AS owner, 0 AS rank FROM teams WHERE owner_id = $1 \
+             UNION ALL SELECT 'grant' AS kind, id, NULL AS deleted_at, created_at AS ord, \
+             NULL AS owner, NULL AS rank FROM grants WHERE reader_id = $1 AND revoked_at IS NULL \
              ORDER BY kind, ord, id",
         )
         .bind(reader.clone())
         .fetch_all(&self.pool)
         .await?;
-        let (customer_rows, others): (Vec<LinkRow>, Vec<LinkRow>) =
-            links.into_iter().partition(|row| row.kind == "customer");
+        let has_grants = links.iter().any(|row| row.kind == "grant");
+        let (customer_rows, others): (Vec<LinkRow>, Vec<LinkRow>) = links
+            .into_iter()
+            .filter(|row| row.kind != "grant")
+            .partition(|row| row.kind == "customer");
         let (seat_rows, team_rows): (Vec<LinkRow>, Vec<LinkRow>) =
             others.into_iter().partition(|row| row.kind == "licence");
         let customers = customer_rows
@@ -304,7 +310,11 @@ impl<DB: Dialect> ReaderStore for SqlStore<DB> {
         } else {
             self.team_seats(team_rows, &subscriptions).await?
         };
-        let grants = self.reader_grants(&reader).await?;
+        let grants = if has_grants {
+            self.reader_grants(&reader).await?
+        } else {
+            Vec::new()
+        };
         let licences = self
             .licences_with_ids(seat_rows.into_iter().map(|row| row.id).collect())
             .await?;

@@ -4,9 +4,10 @@
 //! own, outside the pool, and the breaker opens when two in a row fail or go unanswered for
 //! `PROBE_TIMEOUT`, or at once when an entitlement load finds the database unreachable. While
 //! it is open the access path does not ask the database: readers whose last load is recent
-//! enough are answered from it (marked stale), everyone else gets a 503 at once, instead of
-//! each request waiting out the pool's acquire timeout; requests already waiting for the
-//! database when it opens stop waiting. The first heartbeat that is answered closes it.
+//! enough are answered from it (marked stale); anyone else (a reader with no recent load, a key
+//! not checked lately) is asked for at most `WHILE_OPEN` and then gets a 503, instead of each
+//! request waiting out the pool's acquire timeout; requests already waiting for the database
+//! when it opens stop waiting. The first heartbeat or request that is answered closes it.
 //!
 //! Only reads open it: a database that reads but cannot write (a locked SQLite file) still
 //! answers every entitled reader afresh, and refuses meter writes with a 503 as it always has.
@@ -26,6 +27,11 @@ const HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// Longest the heartbeat waits for an answer before it counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Longest a read asked while the breaker is open may take: the database may be back before
+/// the heartbeat has seen it, but a caller with nothing to fall back on is not kept waiting for
+/// the pool's acquire timeout.
+const WHILE_OPEN: Duration = Duration::from_millis(250);
 
 /// Heartbeats in a row that must fail to open the breaker: one slow answer on a busy machine is
 /// not an outage.
@@ -108,6 +114,31 @@ impl Breaker {
         }
     }
 
+    /// `read` asked while the breaker is open, for a caller with nothing else to answer from:
+    /// within `WHILE_OPEN`, or `Unavailable`. An answer closes the breaker.
+    pub async fn read_while_open<T>(
+        &self,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(WHILE_OPEN, read).await {
+            Ok(Ok(answer)) => {
+                self.answered();
+                Ok(answer)
+            }
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(StoreError::Unavailable(anyhow::anyhow!(
+                "the database is unreachable"
+            ))),
+        }
+    }
+
+    /// Closes the breaker: the database just answered a request.
+    pub fn answered(&self) {
+        if self.set(false) {
+            tracing::info!("the database answers again");
+        }
+    }
+
     /// Sets the state; whether it changed.
     fn set(&self, open: bool) -> bool {
         let changed = self
@@ -131,9 +162,7 @@ impl Breaker {
                 match tokio::time::timeout(PROBE_TIMEOUT, store.probe()).await {
                     Ok(Ok(())) => {
                         failures = 0;
-                        if breaker.set(false) {
-                            tracing::info!("the database answers again");
-                        }
+                        breaker.answered();
                     }
                     _ => {
                         failures += 1;

@@ -90,11 +90,18 @@ impl AccessService {
             let until = last.loaded_at.checked_add_signed(stale_for)?;
             (now < until).then_some((last, until))
         });
-        match last {
-            Some((last, until)) => Ok((last, Some(until))),
-            None => Err(StoreError::Unavailable(failure.unwrap_or_else(|| {
-                anyhow::anyhow!("the database is unreachable and the reader has no recent load")
-            }))),
+        match (last, failure) {
+            (Some((last, until)), _) => Ok((last, Some(until))),
+            (None, Some(failure)) => Err(StoreError::Unavailable(failure)),
+            // Known to be away, and nothing to answer from: asked briefly all the same, in
+            // case the database is back before the heartbeat has seen it.
+            (None, None) => {
+                let loaded = self
+                    .breaker
+                    .read_while_open(self.kept_or_loaded(reader, now))
+                    .await?;
+                Ok((loaded, None))
+            }
         }
     }
 }
