@@ -22,6 +22,7 @@ use crate::http::error::{ApiError, PROBLEM_JSON};
 use crate::http::state::{AppState, InFlight};
 use crate::routes;
 use crate::services::access::{AccessService, Breaker, EntitlementCache};
+use crate::services::erasure::Tombstones;
 use crate::services::gift_subscriptions::CodeIssuer;
 use crate::services::keys::KeyCache;
 use crate::services::limits::RateLimits;
@@ -103,7 +104,8 @@ impl Application {
         )
         .map_err(|e| anyhow::anyhow!("registering mirror metrics: {e}"))?
         .with_cache(cache.clone())
-        .with_gift_codes(Arc::clone(&gift_codes));
+        .with_gift_codes(Arc::clone(&gift_codes))
+        .with_tombstones(Tombstones::from_settings(&settings));
         let tokens = Tokens::start(Arc::clone(&store), Arc::clone(&clock), &settings)
             .await
             .context("loading the token signing keys")?;

@@ -185,6 +185,11 @@ pub struct Settings {
     /// answer 503.
     #[serde(serialize_with = "serialize_redacted_option")]
     pub gift_code_key: Option<SecretString>,
+    /// The key of erased readers' pseudonyms (HMAC-SHA256): base64 of 32 random bytes. Never
+    /// to be changed once a reader was erased: later Stripe events about them are recognised
+    /// by it. Without it, erasures answer 503.
+    #[serde(serialize_with = "serialize_redacted_option")]
+    pub erasure_key: Option<SecretString>,
     /// How long a gift subscription's code can be redeemed after its purchase.
     #[serde(with = "humantime_serde")]
     pub gift_code_validity: Duration,
@@ -298,6 +303,7 @@ impl Default for Settings {
             gift_max_recipients: 10,
             gift_link_ttl: Duration::from_secs(30 * 24 * 3600),
             gift_code_key: None,
+            erasure_key: None,
             gift_code_validity: Duration::from_secs(365 * 24 * 3600),
             gift_giver_sources: vec![SourceKind::Subscription, SourceKind::Grant],
             webhook_allowed_hosts: Vec::new(),

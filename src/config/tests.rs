@@ -312,6 +312,11 @@ const EVERY_KEY: &[(&str, &str, &str)] = &[
         r#""AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=""#,
         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     ),
+    (
+        "erasure_key",
+        r#""ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=""#,
+        "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+    ),
     ("gift_code_validity", r#""90d""#, "90d"),
     (
         "gift_giver_sources",

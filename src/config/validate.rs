@@ -93,6 +93,13 @@ impl Settings {
                 "gift_code_key must be base64 of 32 random bytes (openssl rand -base64 32)".into(),
             );
         }
+        if let Some(key) = &self.erasure_key
+            && crate::domain::Pseudonymizer::from_base64(key.expose_secret()).is_none()
+        {
+            problems.push(
+                "erasure_key must be base64 of 32 random bytes (openssl rand -base64 32)".into(),
+            );
+        }
         if self.gift_max_recipients == 0 {
             problems.push(
                 "gift_max_recipients must be at least 1: a gift must open for someone".into(),

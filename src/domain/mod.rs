@@ -207,6 +207,7 @@ pub mod api_key;
 pub mod audit;
 pub mod billing;
 pub mod entitlements;
+pub mod erasure;
 pub mod gift;
 pub mod gift_subscription;
 pub mod grace;
@@ -232,6 +233,7 @@ pub use api_key::{ApiKey, ApiKeyId, ApiKeySecret, KeyHash, KeyName, NewApiKey, R
 pub use audit::{Actor, ActorRole, AuditEntry, AuditId};
 pub use billing::{Change, Dispute, Invoice, InvoiceLine, InvoicePayment, InvoiceStatus, Refund};
 pub use entitlements::{Held, Source, SourceKind};
+pub use erasure::{Pseudonymizer, Replacement};
 pub use gift::{GiftCode, GiftId, GiftLink, GiftStatus};
 pub use gift_subscription::{
     CodeSealer, GiftPurchase, GiftSubscription, GiftSubscriptionId, GiftSubscriptionStatus,

@@ -52,6 +52,8 @@ named_enum! {
         GrantCreated = "grant.created",
         /// An admin revoked a grant.
         GrantRevoked = "grant.revoked",
+        /// An admin erased a reader: the publisher's other services erase them too.
+        ReaderErased = "reader.erased",
     }
 }
 
@@ -231,6 +233,25 @@ impl OutboundEvent {
             "data": self.data,
         })
         .to_string()
+    }
+
+    /// `reader` was erased: from now on `pseudonym` stands for them in tollgate's records. The
+    /// only record that names the reader after their erasure; it is deleted, with its
+    /// deliveries, once none of them is pending (see [`super::Purge::ErasureNotices`]).
+    pub fn reader_erased(
+        reader: &ReaderId,
+        pseudonym: &ReaderId,
+        stripe_customers: &[String],
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self::new(
+            EventKind::ReaderErased,
+            at,
+            json!({
+                "reader_id": reader, "pseudonym": pseudonym,
+                "stripe_customers": stripe_customers,
+            }),
+        )
     }
 
     /// `reader`'s entitlements went from `before` to `after` (both sorted), the `sequence`th

@@ -22,6 +22,9 @@ named_enum! {
         IdempotencyKeys = "idempotency_keys",
         /// Dashboard sessions past their end.
         DashboardSessions = "dashboard_sessions",
+        /// `reader.erased` events none of whose deliveries is pending, with their deliveries:
+        /// they name the reader erased.
+        ErasureNotices = "erasure_notices",
     }
 }
 
@@ -59,7 +62,7 @@ impl Retention {
             Purge::WebhookBodies => before(now, self.webhook_body),
             Purge::DeliveredDeliveries => before(now, self.delivered),
             Purge::FailedDeliveries => before(now, self.failed_delivery),
-            Purge::IdempotencyKeys | Purge::DashboardSessions => now,
+            Purge::IdempotencyKeys | Purge::DashboardSessions | Purge::ErasureNotices => now,
         }
     }
 }

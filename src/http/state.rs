@@ -10,6 +10,7 @@ use crate::services::ServiceError;
 use crate::services::access::AccessService;
 use crate::services::audit::AuditLog;
 use crate::services::checkout::{Checkout, stripe_client};
+use crate::services::erasure::Erasures;
 use crate::services::gift_subscriptions::{CodeIssuer, GiftSubscriptions};
 use crate::services::gifts::Gifts;
 use crate::services::idempotency::Idempotency;
@@ -108,6 +109,16 @@ impl AppState {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             access: &self.access,
+        }
+    }
+
+    /// Erasing readers.
+    pub fn erasures(&self) -> Erasures<'_> {
+        Erasures {
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            access: &self.access,
+            tombstones: self.mirror.tombstones(),
         }
     }
 

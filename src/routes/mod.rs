@@ -269,6 +269,12 @@ fn table() -> Vec<ApiRoute> {
             SERVICE,
             web::route().to(readers::get),
         ),
+        route(
+            Method::DELETE,
+            "/v1/readers/{reader_id}",
+            Access::ADMIN,
+            web::route().to(readers::erase),
+        ),
         creating(
             &[],
             route(

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::erasure::{ErasedCounts, Erasure};
 use crate::domain::time::rfc3339;
 use crate::domain::{
     Entitlement, Held, PlanId, ReaderId, Source, SourceKind, Standing, StripePriceId,
@@ -164,6 +165,54 @@ pub async fn get(
     let id = reader_id(&raw_id)?;
     let overview = state.readers().overview(&id).await?;
     Ok(HttpResponse::Ok().json(ReaderView::from(overview)))
+}
+
+/// What an erasure did, and what it left to the operator: the Stripe customers.
+#[derive(Debug, Serialize)]
+struct ErasureView {
+    pseudonym: ReaderId,
+    erased_at: String,
+    repeated: bool,
+    stripe: StripeCustomersView,
+    erased: ErasedCounts,
+}
+
+#[derive(Debug, Serialize)]
+struct StripeCustomersView {
+    customers: Vec<String>,
+    untouched: bool,
+    detail: &'static str,
+}
+
+impl From<Erasure> for ErasureView {
+    fn from(erasure: Erasure) -> Self {
+        Self {
+            pseudonym: erasure.pseudonym,
+            erased_at: rfc3339(erasure.first_erased_at),
+            repeated: erasure.repeated,
+            stripe: StripeCustomersView {
+                customers: erasure.stripe_customers,
+                untouched: true,
+                detail: "tollgate changed nothing at Stripe: these customers, and the personal \
+                         data Stripe holds of them, stay until the operator deletes them there; \
+                         tollgate keeps them linked to the pseudonym",
+            },
+            erased: erasure.counts,
+        }
+    }
+}
+
+/// Erases a reader's personal data. The reader id is not recorded in the span or the log: the
+/// pseudonym is, once made.
+#[tracing::instrument(skip_all)]
+pub async fn erase(
+    state: web::Data<AppState>,
+    acting: Acting,
+    raw_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = reader_id(&raw_id)?;
+    let erasure = state.erasures().erase(&id, &acting.0).await?;
+    Ok(HttpResponse::Ok().json(ErasureView::from(erasure)))
 }
 
 /// `POST /v1/readers/{reader_id}/grants` body.

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::domain::{Change, EventStatus, EventType, StripeEventId};
 use crate::services::access::EntitlementCache;
+use crate::services::erasure::Tombstones;
 use crate::services::gift_subscriptions::CodeIssuer;
 use crate::store::{ApplyOutcome, EventFailure, Store, StoreError, StoredEvent};
 use crate::stripe::objects;
@@ -116,6 +117,7 @@ pub struct Mirror {
     metrics: Metrics,
     cache: Option<EntitlementCache>,
     codes: Option<Arc<CodeIssuer>>,
+    tombstones: Tombstones,
 }
 
 impl Mirror {
@@ -133,6 +135,7 @@ impl Mirror {
             metrics: Metrics::new(registry)?,
             cache: None,
             codes: None,
+            tombstones: Tombstones::default(),
         })
     }
 
@@ -151,6 +154,17 @@ impl Mirror {
             codes: Some(codes),
             ..self
         }
+    }
+
+    /// Applies what Stripe says about erased readers to their pseudonyms (`tombstones`); without
+    /// it, nobody is looked for among the erased.
+    pub fn with_tombstones(self, tombstones: Tombstones) -> Self {
+        Self { tombstones, ..self }
+    }
+
+    /// The erased readers' tombstones.
+    pub fn tombstones(&self) -> &Tombstones {
+        &self.tombstones
     }
 
     /// Empties the entitlement cache: the mirror changed outside an event (a reconcile).
@@ -203,7 +217,13 @@ impl Mirror {
                 objects::changes(event.kind.as_str(), &body).map_err(|e| e.to_string())
             });
         let issued = match parsed {
-            Ok(mut changes) => self.issue_codes(&mut changes).await.map(|()| changes),
+            Ok(mut changes) => {
+                // An erased reader whom an event received before their erasure names.
+                self.tombstones
+                    .resolve(self.store.as_ref(), &mut changes)
+                    .await?;
+                self.issue_codes(&mut changes).await.map(|()| changes)
+            }
             Err(error) => Err(format!("the event's object cannot be read: {error}")),
         };
         let changes = match issued {

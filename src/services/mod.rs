@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod checkout;
+pub mod erasure;
 pub mod error;
 pub mod gift_subscriptions;
 pub mod gifts;

@@ -1,6 +1,7 @@
 //! Bounded storage: the purge that removes what no longer matters (meter unlocks no window can
 //! count, the bodies of old applied and skipped Stripe events, old delivered and failed outbound
-//! deliveries, idempotency keys and dashboard sessions past their end), in small batches with a
+//! deliveries, idempotency keys and dashboard sessions past their end, delivered `reader.erased`
+//! events), in small batches with a
 //! pause between them, every `purge_interval` and from `tollgate storage purge`.
 
 use std::collections::BTreeMap;
@@ -37,7 +38,8 @@ impl PurgeMetrics {
             Opts::new(
                 "tollgate_storage_purged_total",
                 "Records the storage purge removed, by kind (meter_unlocks, webhook_bodies, \
-                 delivered_deliveries, failed_deliveries, idempotency_keys, dashboard_sessions)",
+                 delivered_deliveries, failed_deliveries, idempotency_keys, dashboard_sessions, \
+                 erasure_notices)",
             ),
             &["kind"],
         )?;
@@ -86,6 +88,7 @@ impl PurgeReport {
             failed_deliveries = self.removed(Purge::FailedDeliveries),
             idempotency_keys = self.removed(Purge::IdempotencyKeys),
             dashboard_sessions = self.removed(Purge::DashboardSessions),
+            erasure_notices = self.removed(Purge::ErasureNotices),
             batches = self.batches,
             elapsed_ms,
             "storage purged"

@@ -76,6 +76,7 @@ impl Webhooks<'_> {
             code: "malformed_json",
             detail: "the body is not UTF-8".into(),
         })?;
+        let text = self.without_erased_readers(&envelope, text).await?;
         let note = self.skip_reason(&envelope);
         let status = if note.is_some() {
             EventStatus::Skipped
@@ -106,6 +107,28 @@ impl Webhooks<'_> {
             tracing::warn!(error = %err, "applying a stored Stripe event failed; it will be retried");
         }
         Ok(Received { new })
+    }
+
+    /// `body` with the ids of erased readers it names rewritten to their pseudonyms, so that
+    /// they are not stored again; as it was when it names none (or cannot be read, which
+    /// applying it reports).
+    async fn without_erased_readers(
+        &self,
+        envelope: &Envelope,
+        body: String,
+    ) -> Result<String, ServiceError> {
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&body) else {
+            return Ok(body);
+        };
+        let Ok(mut changes) = objects::changes(envelope.kind.as_str(), &json) else {
+            return Ok(body);
+        };
+        let scrubbed = self
+            .mirror
+            .tombstones()
+            .scrub(self.store, &mut changes, &body)
+            .await?;
+        Ok(scrubbed.unwrap_or(body))
     }
 
     /// Why an event is stored without being applied, if it is.

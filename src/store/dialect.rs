@@ -46,6 +46,13 @@ pub(super) trait Dialect: Database + sqlx::database::HasStatementCache {
     /// A trivial question that only a reachable database answers: on SQLite it reads the file's
     /// header (a bare `SELECT 1` touches no file), on PostgreSQL it crosses the network.
     const PROBE: &'static str;
+    /// A condition that holds when the bytes column `body` holds the bytes bound as `$2`.
+    const BODY_CONTAINS: &'static str;
+    /// What runs once an erasure has committed, so that the erased bytes leave the files too
+    /// (SQLite: a checkpoint that folds the write-ahead log's page copies into the database,
+    /// whose freed space `secure_delete` zeroes); `None` where that is the operator's
+    /// (PostgreSQL's dead row versions go at the next vacuum).
+    const AFTER_ERASURE: Option<&'static str>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;

@@ -1,7 +1,7 @@
 //! Persistence, split by aggregate: one focused trait per aggregate (API keys, the audit log, plans, the webhook
 //! inbox, the Stripe mirror, readers, grants, licences, gift links, gift subscriptions, teams,
 //! idempotency keys, the meter,
-//! signing keys, report inputs, webhook endpoints and their deliveries, the entitlement watcher, the storage purge), each operation whole and owning its transaction, and [`Store`] composing
+//! signing keys, report inputs, webhook endpoints and their deliveries, the entitlement watcher, the storage purge, erasure), each operation whole and owning its transaction, and [`Store`] composing
 //! them. One SQL implementation serves SQLite and PostgreSQL, chosen at runtime from the database
 //! URL's scheme; what differs between the two lives in `sqlite.rs` and `postgres.rs` behind
 //! `Dialect`.
@@ -14,6 +14,7 @@ mod audit;
 mod columns;
 mod connections;
 mod dialect;
+mod erasure;
 mod error;
 mod gift_subscriptions;
 mod gifts;
@@ -45,6 +46,7 @@ pub use api_keys::{ApiKeyStore, RevokeOutcome};
 pub use audit::{AuditFilter, AuditStore};
 pub use dialect::Backend;
 use dialect::SqlStore;
+pub use erasure::ErasureStore;
 pub use error::{OpenError, StoreError};
 pub use gift_subscriptions::{GiftSubscriptionStore, Redeemed};
 pub use gifts::{GiftStore, GiftWrite, Redemption};
@@ -93,6 +95,7 @@ pub trait Store:
     + DeliveryStore
     + EntitlementWatchStore
     + RetentionStore
+    + ErasureStore
     + Send
     + Sync
     + 'static

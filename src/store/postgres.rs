@@ -40,6 +40,8 @@ impl Dialect for Postgres {
     const LOCK_GIVER: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(29800, hashtext($1))");
     const BEGIN_WRITE: &'static str = "BEGIN";
+    const BODY_CONTAINS: &'static str = "position($2 IN body) > 0";
+    const AFTER_ERASURE: Option<&'static str> = None;
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()

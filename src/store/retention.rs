@@ -27,9 +27,9 @@ pub trait RetentionStore: Send + Sync {
 
 /// The table a kind of record lives in, the index that finds the records past their retention
 /// (migration 0016, and `idempotency_keys_by_expiry`), and the condition (on `$1`, the cutoff in
-/// Unix milliseconds) they meet.
-fn target(what: Purge) -> (&'static str, &'static str, &'static str) {
-    match what {
+/// Unix milliseconds) they meet; `None` for erasure notices, which span two tables.
+fn target(what: Purge) -> Option<(&'static str, &'static str, &'static str)> {
+    Some(match what {
         Purge::MeterUnlocks => ("meter_unlocks", "meter_unlocks_by_time", "unlocked_at < $1"),
         // Pending and failed events still need their body to be applied.
         Purge::WebhookBodies => (
@@ -57,7 +57,8 @@ fn target(what: Purge) -> (&'static str, &'static str, &'static str) {
             "dashboard_sessions_by_expiry",
             "expires_at <= $1",
         ),
-    }
+        Purge::ErasureNotices => return None,
+    })
 }
 
 #[sql_bounds]
@@ -70,7 +71,9 @@ impl<DB: Dialect> RetentionStore for SqlStore<DB> {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        let (table, index, condition) = target(what);
+        let Some((table, index, condition)) = target(what) else {
+            return self.purge_erasure_notices(limit).await;
+        };
         let rows = DB::some_rows(table, index, condition);
         let done = if what == Purge::WebhookBodies {
             // The row stays, so that a redelivery of the event is still recognised.
@@ -90,5 +93,34 @@ impl<DB: Dialect> RetentionStore for SqlStore<DB> {
                 .await?
         };
         Ok(DB::rows_affected(&done))
+    }
+}
+
+#[sql_bounds]
+impl<DB: Dialect> SqlStore<DB> {
+    /// Deletes at most `limit` `reader.erased` events none of whose deliveries is pending, with
+    /// their deliveries; how many events.
+    async fn purge_erasure_notices(&self, limit: u32) -> Result<u64, StoreError> {
+        const SETTLED: &str = "SELECT e.id FROM outbound_events e \
+             WHERE e.type = 'reader.erased' AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+             WHERE d.event_id = e.id AND d.status = 'pending') ORDER BY e.id LIMIT $1";
+        let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
+        let settled = sqlx::query_as::<DB, (String,)>(SETTLED)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        for (id,) in &settled {
+            for sql in [
+                "DELETE FROM webhook_deliveries WHERE event_id = $1",
+                "DELETE FROM outbound_events WHERE id = $1",
+            ] {
+                sqlx::query::<DB>(sql)
+                    .bind(id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(settled.len() as u64)
     }
 }

@@ -28,6 +28,8 @@ impl Dialect for Sqlite {
     const LOCK_LICENCES: Option<&'static str> = None;
     const LOCK_GIVER: Option<&'static str> = None;
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const BODY_CONTAINS: &'static str = "instr(body, $2) > 0";
+    const AFTER_ERASURE: Option<&'static str> = Some("PRAGMA wal_checkpoint(TRUNCATE)");
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
         result.rows_affected()
@@ -69,6 +71,9 @@ pub(super) async fn open(
         // FULL: a commit that was acknowledged survives a power cut, not only a process crash.
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
+        // Deleted and rewritten content is overwritten with zeros, not left in free pages: an
+        // erased reader's id must not be recoverable from the file.
+        .pragma("secure_delete", "on")
         .busy_timeout(settings.sqlite_busy_timeout)
         .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string());
     // Each connection to an in-memory database is a database of its own: keep exactly one.

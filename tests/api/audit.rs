@@ -164,6 +164,13 @@ async fn every_admin_write_route_records_one_entry_with_its_key_and_request() {
             "grant.revoke",
         ),
         write(
+            Method::DELETE,
+            "/v1/readers/{reader_id}",
+            "/v1/readers/cleo",
+            None,
+            "reader.erase",
+        ),
+        write(
             Method::PUT,
             "/v1/plans/{plan_id}",
             "/v1/plans/yearly",
@@ -323,6 +330,16 @@ async fn every_admin_write_route_records_one_entry_with_its_key_and_request() {
         assert_eq!(entry["request_id"], request_id.as_str(), "{entry}");
         assert!(entry["id"].as_str().unwrap().starts_with("aud_"));
         assert!(entry["changes"].is_object(), "{entry}");
+        // An erasure's entry names the pseudonym, never the reader.
+        if w.action == "reader.erase" {
+            assert!(!entry.to_string().contains("cleo"), "{entry}");
+            assert!(
+                entry["target"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("reader:erased:")
+            );
+        }
         // Secrets stay out: the new key's secret is in its answer only.
         if w.action == "key.create" {
             let secret: Value = serde_json::from_str(&answer).unwrap();

@@ -430,8 +430,9 @@ async fn storage_purge_removes_what_has_expired_and_prints_what_it_removed_as_js
             "failed_deliveries": 0,
             "idempotency_keys": 0,
             "dashboard_sessions": 1,
+            "erasure_notices": 0,
         })
     );
-    assert_eq!(report["batches"], 6);
+    assert_eq!(report["batches"], 7);
     assert_eq!(db.count("SELECT COUNT(*) FROM dashboard_sessions").await, 0);
 }

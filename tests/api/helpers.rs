@@ -116,6 +116,82 @@ impl TestDatabase {
         }
     }
 
+    /// Every `table.column` of text or bytes in which some row holds `needle`, whichever
+    /// backend it is: where a value is still written down.
+    pub async fn columns_holding(&self, needle: &str) -> Vec<String> {
+        let columns: Vec<(String, String, String)> = self
+            .rows(match self {
+                Self::Sqlite { .. } => {
+                    "SELECT m.name, c.name, lower(c.type) FROM sqlite_master m \
+                     JOIN pragma_table_info(m.name) c WHERE m.type = 'table' \
+                     AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
+                     ORDER BY 1, 2"
+                }
+                Self::Postgres { .. } => {
+                    "SELECT table_name::text, column_name::text, data_type::text \
+                     FROM information_schema.columns WHERE table_schema = 'public' \
+                     AND table_name <> '_sqlx_migrations' ORDER BY 1, 2"
+                }
+            })
+            .await;
+        let mut holding = Vec::new();
+        for (table, column, kind) in columns {
+            let condition = match (self, kind.as_str()) {
+                (Self::Sqlite { .. }, "text" | "blob") => {
+                    format!("instr(CAST(\"{column}\" AS BLOB), CAST($1 AS BLOB)) > 0")
+                }
+                (Self::Postgres { .. }, "text" | "character varying") => {
+                    format!("strpos(\"{column}\", $1) > 0")
+                }
+                (Self::Postgres { .. }, "bytea") => {
+                    format!("position(convert_to($1, 'UTF8') IN \"{column}\") > 0")
+                }
+                _ => continue,
+            };
+            let sql = format!("SELECT COUNT(*) FROM \"{table}\" WHERE {condition}");
+            let found: i64 = match self {
+                Self::Sqlite { url, .. } => {
+                    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                    sqlx::query_scalar(&sql)
+                        .bind(needle)
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap()
+                }
+                Self::Postgres { url, .. } => {
+                    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                    sqlx::query_scalar(&sql)
+                        .bind(needle)
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap()
+                }
+            };
+            if found > 0 {
+                holding.push(format!("{table}.{column}"));
+            }
+        }
+        holding
+    }
+
+    /// Whether the SQLite database's files (the database and its write-ahead log, after a
+    /// checkpoint) hold `needle` anywhere, free pages included; `None` on PostgreSQL.
+    pub async fn files_hold(&self, needle: &str) -> Option<bool> {
+        let Self::Sqlite { url, .. } = self else {
+            return None;
+        };
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let path = url.trim_start_matches("sqlite://");
+        let needle = needle.as_bytes();
+        Some([path.to_owned(), format!("{path}-wal")].iter().any(|file| {
+            std::fs::read(file).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        }))
+    }
+
     /// The number a `SELECT COUNT(*) ...` reads, straight from the database.
     pub async fn count(&self, sql: &'static str) -> i64 {
         let rows: Vec<(i64,)> = self.rows(sql).await;
@@ -274,6 +350,9 @@ pub struct Options {
     pub configure: Option<fn(&mut Settings)>,
 }
 
+/// The key of erased readers' pseudonyms test apps are configured with.
+pub const TEST_ERASURE_KEY: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
 /// The webhook signing secret test apps are configured with.
 pub const WEBHOOK_SECRET: &str = "whsec_test_primary";
 
@@ -349,6 +428,7 @@ fn configured_secrets(settings: &Settings) -> Vec<String> {
         .stripe_webhook_secrets
         .iter()
         .chain(&settings.stripe_secret_key)
+        .chain(&settings.erasure_key)
         .map(|secret| secret.expose_secret().to_owned())
         .collect()
 }
@@ -400,6 +480,7 @@ fn test_settings(database_url: String) -> Settings {
         allow_insecure_webhook_urls: true,
         allow_private_webhook_targets: true,
         webhook_dispatch_interval: Duration::from_millis(50),
+        erasure_key: Some(TEST_ERASURE_KEY.into()),
         ..Settings::default()
     }
 }

@@ -8,6 +8,7 @@ mod audit;
 mod checkout;
 mod cli;
 mod dashboard;
+mod erasure;
 mod fake_stripe;
 mod faults;
 mod finance;

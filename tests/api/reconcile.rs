@@ -104,7 +104,7 @@ impl TestApp {
     }
 
     /// A reconcile, which must answer 200 with its report.
-    async fn reconcile_ok(&self) -> Value {
+    pub async fn reconcile_ok(&self) -> Value {
         let response = self.reconcile().await;
         let status = response.status();
         let body = response.text().await.unwrap();

@@ -328,8 +328,8 @@ async fn a_purge_of_more_rows_than_a_batch_removes_them_all_over_several_batches
     let report = purge_with(&app, |_| {}, Some(10)).await;
 
     assert_eq!(report.removed(Purge::MeterUnlocks), 27);
-    // 10, 10 and 7 unlocks; one batch that finds nothing for each of the five other kinds.
-    assert_eq!(report.batches, 3 + 5);
+    // 10, 10 and 7 unlocks; one batch that finds nothing for each of the six other kinds.
+    assert_eq!(report.batches, 3 + 6);
     assert_eq!(app.unlocks().await, 1);
 }
 

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::domain::entitlements::held;
+use crate::domain::erasure::is_pseudonym;
 use crate::domain::{Held, PastDueGrace};
 use crate::store::{Announcement, ReaderRecord, Store, StoreError};
 
@@ -82,6 +83,24 @@ impl EntitlementWatcher {
             }
             let plans = self.store.list_plans().await?;
             for check in &claimed {
+                if is_pseudonym(check.reader.as_str()) {
+                    // An erased reader: a change to the records kept under their pseudonym (a
+                    // later Stripe event) is announced to nobody; the mark just ends.
+                    let holds = self
+                        .store
+                        .announced_entitlements(&check.reader)
+                        .await?
+                        .map(|(names, _)| names)
+                        .unwrap_or_default();
+                    let found = Announcement {
+                        check,
+                        holds,
+                        next_check: None,
+                        at: self.clock.now(),
+                    };
+                    self.store.announce_entitlements(&found).await?;
+                    continue;
+                }
                 let record = self.store.reader(&check.reader).await?;
                 let now = self.clock.now();
                 let holds = held(

@@ -110,6 +110,11 @@ impl Reconcile<'_> {
                 }
             }
         }
+        // An erased reader named by Stripe's metadata stays their pseudonym here.
+        self.mirror
+            .tombstones()
+            .resolve(self.store, &mut changes)
+            .await?;
         let outcomes = self.store.apply_sync(&changes, now).await?;
         for (change, outcome) in changes.iter().zip(&outcomes) {
             match outcome {

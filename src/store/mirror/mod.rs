@@ -194,7 +194,9 @@ impl<DB: Dialect> MirrorStore for SqlStore<DB> {
 impl<DB: Dialect> SqlStore<DB> {
     /// Begins a transaction that writes to the mirror, holding the mirror's lock
     /// ([`Dialect::LOCK_MIRROR`]) until it ends.
-    async fn begin_mirror_write(&self) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
+    pub(in crate::store) async fn begin_mirror_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, DB>, StoreError> {
         let mut tx = self.pool.begin_with(DB::BEGIN_WRITE).await?;
         if let Some(sql) = DB::LOCK_MIRROR {
             sqlx::query::<DB>(sql).execute(&mut *tx).await?;
