@@ -10,10 +10,9 @@ use tollgate::config::Settings;
 use tollgate::domain::Purge;
 use tollgate::services::storage::Purger;
 
-use crate::fake_stripe::FakeStripe;
 use crate::helpers::{Options, TestApp, at, event, problem, spawn_app, spawn_app_with};
 use crate::receiver::Receiver;
-use crate::reconcile::{PRICE, ReconcileApp, active_subscription};
+use crate::reconcile::{PRICE, ReconcileApp, active_subscription, subscriptions_only};
 
 const CREATED: &[u8] = include_bytes!("../fixtures/stripe/customer.subscription.created.json");
 const DELETED: &[u8] = include_bytes!("../fixtures/stripe/customer.subscription.deleted.json");
@@ -337,21 +336,13 @@ async fn erasure_needs_an_admin_key_a_configured_key_and_a_reader_id() {
 
 #[tokio::test]
 async fn a_reconcile_that_finds_stripe_naming_an_erased_reader_keeps_them_erased() {
-    let stripe = FakeStripe::builder()
-        .list(
-            "/v1/subscriptions",
-            vec![active_subscription(
-                "sub_1TPeerSubscr0077",
-                "cus_TPeer0Reader77",
-                Some(READER),
-            )],
-        )
-        .list("/v1/prices", vec![])
-        .list("/v1/invoices", vec![])
-        .list("/v1/refunds", vec![])
-        .list("/v1/disputes", vec![])
-        .start()
-        .await;
+    let stripe = subscriptions_only(vec![active_subscription(
+        "sub_1TPeerSubscr0077",
+        "cus_TPeer0Reader77",
+        Some(READER),
+    )])
+    .start()
+    .await;
     let app = stripe.app().await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
     app.clock.set(at(PERIOD_START + 100));

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use tollgate::clock::Clock;
 
-use crate::fake_stripe::{FakeStripe, Reply};
+use crate::fake_stripe::{FakeStripe, FakeStripeBuilder, Reply};
 use crate::helpers::{TestApp, TestDatabase, at, event, problem, spawn_app};
 
 pub const SUBSCRIPTION_CREATED: &[u8] =
@@ -46,6 +46,16 @@ impl ReconcileApp for FakeStripe {
     async fn app(&self) -> TestApp {
         self.app_with(SECRET_KEY, None).await
     }
+}
+
+/// A fake Stripe whose only objects are `subscriptions`: its other listings are empty.
+pub fn subscriptions_only(subscriptions: Vec<Value>) -> FakeStripeBuilder {
+    FakeStripe::builder()
+        .list("/v1/subscriptions", subscriptions)
+        .list("/v1/prices", vec![])
+        .list("/v1/invoices", vec![])
+        .list("/v1/refunds", vec![])
+        .list("/v1/disputes", vec![])
 }
 
 /// The `data.object` of a fixture event.
@@ -303,21 +313,13 @@ async fn a_reconcile_reads_every_page_and_entitles_readers_it_can_resolve() {
 
 #[tokio::test]
 async fn a_reconcile_applies_events_that_waited_for_their_reader() {
-    let stripe = FakeStripe::builder()
-        .list(
-            "/v1/subscriptions",
-            vec![active_subscription(
-                SUBSCRIPTION_42,
-                CUSTOMER_42,
-                Some("reader-42"),
-            )],
-        )
-        .list("/v1/prices", vec![])
-        .list("/v1/invoices", vec![])
-        .list("/v1/refunds", vec![])
-        .list("/v1/disputes", vec![])
-        .start()
-        .await;
+    let stripe = subscriptions_only(vec![active_subscription(
+        SUBSCRIPTION_42,
+        CUSTOMER_42,
+        Some("reader-42"),
+    )])
+    .start()
+    .await;
     let app = stripe.app().await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
     app.clock.set(at(1_763_000_100));
@@ -639,14 +641,7 @@ async fn a_reconcile_finds_the_reader_in_the_expanded_customers_metadata() {
         "email": "reader42@example.org",
         "metadata": { "reader_id": "reader-42" },
     });
-    let stripe = FakeStripe::builder()
-        .list("/v1/subscriptions", vec![subscription])
-        .list("/v1/prices", vec![])
-        .list("/v1/invoices", vec![])
-        .list("/v1/refunds", vec![])
-        .list("/v1/disputes", vec![])
-        .start()
-        .await;
+    let stripe = subscriptions_only(vec![subscription]).start().await;
     let app = stripe.app().await;
     app.put_plan("all-access", &[PRICE], &["articles"]).await;
     app.clock.set(at(1_763_100_000));

@@ -20,7 +20,7 @@ impl AccessService {
         Ok(Holdings {
             held: self.holdings_of(&loaded.record, &plans, now),
             record: loaded.record.clone(),
-            plans: plans.as_ref().clone(),
+            plans,
             now,
         })
     }

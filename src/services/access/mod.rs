@@ -167,8 +167,8 @@ pub struct AccessQuestion<'a> {
 pub struct Holdings {
     /// Everything the mirror holds about the reader.
     pub record: ReaderRecord,
-    /// Every plan, archived or not.
-    pub plans: Vec<Plan>,
+    /// Every plan, archived or not: the cached list itself, shared, not a copy.
+    pub plans: Arc<Vec<Plan>>,
     /// What the reader holds, each entitlement with its sources and when it lapses.
     pub held: Vec<Held>,
     /// The moment.
@@ -275,7 +275,7 @@ impl AccessService {
         let held = self.holdings_of(&record, &plans, now);
         Ok(Holdings {
             record,
-            plans,
+            plans: Arc::new(plans),
             held,
             now,
         })
