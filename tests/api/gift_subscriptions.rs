@@ -26,6 +26,9 @@ fn configure(settings: &mut Settings) {
     settings.allowed_redirect_origins = vec!["https://news.example".parse().unwrap()];
     settings.stripe_timeout = Duration::from_millis(500);
     settings.gift_code_key = Some(GIFT_KEY.into());
+    // Concurrent redemptions are a dozen SQLite writers in turn: on a busy machine the last
+    // can wait longer than the tests' usual 250 ms for the lock, and would rightly get a 503.
+    settings.sqlite_busy_timeout = Duration::from_secs(5);
 }
 
 fn configure_without_key(settings: &mut Settings) {
