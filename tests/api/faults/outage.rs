@@ -48,6 +48,20 @@ pub(super) enum Outage {
     Sqlite(sqlx::SqliteConnection),
 }
 
+/// A proxy that can cut the database off (PostgreSQL only; SQLite's outage is a lock on its
+/// file), and the URL a server should be given: the proxy's, or the database's own.
+pub(super) async fn cuttable(db: &TestDatabase) -> (Option<Arc<Proxy>>, String) {
+    let proxy = if db.is_postgres() {
+        Some(Arc::new(Proxy::start(db.url()).await))
+    } else {
+        None
+    };
+    let url = proxy
+        .as_ref()
+        .map_or_else(|| db.url().to_owned(), |p| p.url.clone());
+    (proxy, url)
+}
+
 impl Outage {
     pub(super) async fn begin(db: &TestDatabase, proxy: Option<&Arc<Proxy>>) -> Self {
         match proxy {
@@ -111,14 +125,7 @@ fn record(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_load_a_database_outage_answers_503_and_the_same_process_recovers() {
     let db = TestDatabase::create().await;
-    let proxy = if db.is_postgres() {
-        Some(Arc::new(Proxy::start(db.url()).await))
-    } else {
-        None
-    };
-    let url = proxy
-        .as_ref()
-        .map_or_else(|| db.url().to_owned(), |p| p.url.clone());
+    let (proxy, url) = cuttable(&db).await;
     let server = Server::start(
         &url,
         &[

@@ -4,16 +4,15 @@
 //! PostgreSQL is cut off by the test's proxy. SQLite's outage (its file locked by another
 //! process) takes writes away but not reads: there entitled readers are answered afresh.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::outage::Outage;
+use super::outage::{Outage, cuttable};
 use super::process::Server;
-use super::{client, figures};
-use crate::helpers::{Proxy, TestDatabase};
+use super::{client, figures, metrics_text};
+use crate::helpers::TestDatabase;
 
 /// How long answers may come from a last load, as the server under test is configured.
 const STALE_IF_ERROR: Duration = Duration::from_secs(4);
@@ -44,15 +43,7 @@ async fn access(server: &Server, reader: &str, article: &str) -> (u16, Value, Du
 
 /// The value of the metric line that starts with `series`.
 async fn metric(server: &Server, series: &str) -> f64 {
-    let text = client()
-        .get(format!("{}/metrics", server.base()))
-        .bearer_auth(&server.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(server).await;
     text.lines()
         .find(|line| line.starts_with(series))
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
@@ -67,14 +58,7 @@ fn instant(value: &Value) -> DateTime<Utc> {
 async fn through_an_outage_entitled_readers_are_answered_from_their_last_load_and_nothing_is_metered()
  {
     let db = TestDatabase::create().await;
-    let proxy = if db.is_postgres() {
-        Some(Arc::new(Proxy::start(db.url()).await))
-    } else {
-        None
-    };
-    let url = proxy
-        .as_ref()
-        .map_or_else(|| db.url().to_owned(), |p| p.url.clone());
+    let (proxy, url) = cuttable(&db).await;
     let server = Server::start(
         &url,
         &[
