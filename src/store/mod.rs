@@ -54,7 +54,7 @@ pub use grants::GrantStore;
 pub use idempotency::{AttemptKey, Claim, IdempotencyStore};
 pub use licences::{LicenceMember, LicenceStore, LicenceWrite, SeatClaim};
 use meter::MeterDialect;
-pub use meter::{MergeReport, MeterStore, Unlock, UnlockOutcome, UnlockRequest, lock_shard};
+pub use meter::{MergeReport, MeterStore, Unlock, UnlockOutcome, UnlockRequest};
 pub use mirror::{ApplyOutcome, ApplyReport, MirrorStore};
 pub use outbound::{
     Announcement, AttemptOutcome, ClaimedDelivery, Delivery, DeliveryFilter, DeliveryStore,

@@ -523,4 +523,48 @@ async fn a_batch_of_unlocks_answers_each_request_in_order_seeing_the_earlier_one
     assert_eq!(outcomes, [Unlocked, Unlocked, Unlocked, Exhausted]);
     let after = app.store.unlock(&[late("a5")]).await.unwrap();
     assert_eq!((after[0].outcome, after[0].usage.used), (Exhausted, 3));
+
+    // One batch across a period's end: the new period's requests count none of the old one's
+    // unlocks, the batch's own included, and may open its articles again.
+    let november = MeterPolicy {
+        limit: 2,
+        period: Period::CalendarMonth,
+        time_zone: chrono_tz::UTC,
+    };
+    let at = |when: &str, article: &str| UnlockRequest {
+        window: november.window(instant(when)),
+        limit: 2,
+        ..request(Audience::Registered, "r-4", article)
+    };
+    let answers = app
+        .store
+        .unlock(&[
+            at("2026-11-30T23:59:59Z", "a1"),
+            at("2026-11-30T23:59:59Z", "a2"),
+            at("2026-12-01T00:00:01Z", "a1"),
+            at("2026-12-01T00:00:01Z", "a1"),
+            at("2026-12-01T00:00:02Z", "a3"),
+            at("2026-12-01T00:00:03Z", "a4"),
+        ])
+        .await
+        .unwrap();
+    let got: Vec<(UnlockOutcome, u32, Option<DateTime<Utc>>)> = answers
+        .iter()
+        .map(|a| (a.outcome, a.usage.used, a.usage.oldest))
+        .collect();
+    let (old, new) = (
+        instant("2026-11-30T23:59:59Z"),
+        instant("2026-12-01T00:00:01Z"),
+    );
+    assert_eq!(
+        got,
+        [
+            (Unlocked, 1, Some(old)),
+            (Unlocked, 2, Some(old)),
+            (Unlocked, 1, Some(new)),
+            (AlreadyUnlocked, 1, Some(new)),
+            (Unlocked, 2, Some(new)),
+            (Exhausted, 2, Some(new)),
+        ]
+    );
 }

@@ -200,7 +200,7 @@ pub struct AccessService {
 }
 
 impl AccessService {
-    /// The service over `store`; starts the meter's writer tasks.
+    /// The service over `store`; starts the meter's writer task.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,

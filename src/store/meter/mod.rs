@@ -8,7 +8,7 @@ mod sql;
 use async_trait::async_trait;
 use tollgate_macros::sql_bounds;
 
-pub use model::{MergeReport, Unlock, UnlockOutcome, UnlockRequest, lock_shard};
+pub use model::{MergeReport, Unlock, UnlockOutcome, UnlockRequest};
 pub(super) use model::{MeterDialect, lock_key};
 
 use super::dialect::SqlStore;

@@ -67,12 +67,6 @@ pub(in crate::store) fn lock_key(subject: &MeterSubject) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// Which of `shards` queues a subject's unlocks go to: always the same one for a subject.
-pub fn lock_shard(subject: &MeterSubject, shards: usize) -> usize {
-    let shards = shards.max(1) as u64;
-    (lock_key(subject) as u64 % shards) as usize
-}
-
 /// What differs between the backends in the meter.
 pub(in crate::store) trait MeterDialect: Dialect {
     /// Takes a transaction-scoped lock on a meter subject's key (`$1`, a BIGINT), or `None`
