@@ -108,6 +108,7 @@ async fn purge(app: &TestApp) -> u64 {
 #[tokio::test]
 async fn an_erased_reader_leaves_no_trace_of_their_id_and_the_books_stay_exact() {
     let app = spawn_app().await;
+    app.after_start_up_purge().await;
     former_subscriber(&app).await;
     let books = revenue(&app).await;
     assert_ne!(books, json!({}));
@@ -207,6 +208,7 @@ async fn a_reader_with_a_subscription_in_good_standing_is_refused_and_nothing_ch
 #[tokio::test]
 async fn stripe_events_after_an_erasure_apply_to_the_pseudonym_and_never_link_the_reader_again() {
     let app = spawn_app().await;
+    app.after_start_up_purge().await;
     former_subscriber(&app).await;
     let pseudonym = erased(&app).await["pseudonym"].as_str().unwrap().to_owned();
     purge(&app).await;
@@ -255,6 +257,7 @@ async fn stripe_events_after_an_erasure_apply_to_the_pseudonym_and_never_link_th
 #[tokio::test]
 async fn erasing_again_is_safe_keeps_the_first_time_and_announces_once() {
     let app = spawn_app().await;
+    app.after_start_up_purge().await;
     let receiver = Receiver::start().await;
     let (endpoint, _) = app.add_endpoint(&receiver.url, &["reader.erased"]).await;
     former_subscriber(&app).await;
