@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::process::Server;
 use super::scenario::Scenario;
-use super::{client, figures, metrics_text, rows, signature, stored_and_applied_once};
+use super::{client, figures, rows, signature, stored_and_applied_once};
 use crate::helpers::TestDatabase;
 
 const SUBSCRIPTION: &[u8] =
@@ -17,7 +17,7 @@ const SUBSCRIPTION: &[u8] =
 
 /// The sum of a counter over the series whose labels include `label`, from `/metrics`.
 async fn counter(server: &Server, name: &str, label: &str) -> u64 {
-    let text = metrics_text(server).await;
+    let text = server.metrics().await;
     text.lines()
         .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())

@@ -22,19 +22,6 @@ use reqwest::Client;
 /// The webhook signing secret every fault-suite server is configured with.
 const SECRET: &str = "whsec_faults_suite";
 
-/// The server's `/metrics` page, read with its admin key.
-async fn metrics_text(server: &process::Server) -> String {
-    client()
-        .get(format!("{}/metrics", server.base()))
-        .bearer_auth(&server.admin_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// A size from the environment, or its default for the short variant.
 fn size(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -100,17 +100,28 @@ impl Server {
         }
     }
 
-    /// `GET /v1/readers/{id}`.
-    pub async fn reader(&self, id: &str) -> Value {
+    /// `GET <path>` with the admin key.
+    async fn admin_get(&self, path: &str) -> reqwest::Response {
         super::client()
-            .get(format!("{}/v1/readers/{id}", self.base()))
+            .get(format!("{}{path}", self.base()))
             .bearer_auth(&self.admin_key)
             .send()
             .await
             .unwrap()
+    }
+
+    /// `GET /v1/readers/{id}`.
+    pub async fn reader(&self, id: &str) -> Value {
+        self.admin_get(&format!("/v1/readers/{id}"))
+            .await
             .json()
             .await
             .unwrap()
+    }
+
+    /// The server's `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.admin_get("/metrics").await.text().await.unwrap()
     }
 
     /// The names of the entitlements a reader holds, sorted.

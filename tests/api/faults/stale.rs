@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::outage::{Outage, cuttable};
 use super::process::Server;
-use super::{client, figures, metrics_text};
+use super::{client, figures};
 use crate::helpers::TestDatabase;
 
 /// How long answers may come from a last load, as the server under test is configured.
@@ -43,7 +43,7 @@ async fn access(server: &Server, reader: &str, article: &str) -> (u16, Value, Du
 
 /// The value of the metric line that starts with `series`.
 async fn metric(server: &Server, series: &str) -> f64 {
-    let text = metrics_text(server).await;
+    let text = server.metrics().await;
     text.lines()
         .find(|line| line.starts_with(series))
         .and_then(|line| line.rsplit(' ').next()?.parse().ok())
